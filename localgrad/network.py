@@ -1,0 +1,186 @@
+"""A network as an ordered list of units followed by a classifier."""
+
+from typing import Sequence
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="localgrad")
+class Network(keras.Model):
+    """An ordered list of units followed by the network's own classifier.
+
+    A unit is the smallest piece a block boundary can fall after: one
+    conv-BN-ReLU in a VGG, one residual block in a ResNet, one Dense layer in
+    an MLP. `call` runs the units in order, then the classifier.
+
+    Example:
+
+    ```python
+    net = localgrad.Network(
+        units=[keras.layers.Dense(64, activation="relu") for _ in range(3)],
+        classifier=keras.layers.Dense(10),
+        input_shape=(20,),
+    )
+    logits = net(x)
+    net.unit_output_shapes  # [(64,), (64,), (64,)]
+    ```
+
+    Args:
+        units: The units, in order. Each is a Keras layer (a small
+            `keras.Sequential` for a group of layers).
+        classifier: The layer that maps the last unit's output to logits.
+        input_shape: Shape of one example, without the batch dimension.
+        architecture: Name of the architecture (e.g. `"vgg19"`), recorded in
+            decoupling files so that a file is only read for its network.
+
+    Raises:
+        ValueError: if there are no units.
+    """
+
+    def __init__(
+        self,
+        units: Sequence[keras.layers.Layer],
+        classifier: keras.layers.Layer,
+        input_shape: Sequence[int],
+        architecture: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not units:
+            raise ValueError("A Network needs at least one unit; got none.")
+        self.units = list(units)
+        self.classifier = classifier
+        self.example_shape = tuple(input_shape)
+        self.architecture = architecture or self.name
+        self.unit_output_shapes = []
+        self.build((None,) + self.example_shape)
+
+    @classmethod
+    def from_sequential(
+        cls,
+        model: keras.Sequential,
+        unit_ends: Sequence[int] | None = None,
+        input_shape: Sequence[int] | None = None,
+    ) -> "Network":
+        """Wraps a `keras.Sequential` (sharing its layers and weights).
+
+        The last layer is the classifier. Every other layer is a unit, or,
+        with `unit_ends`, layers are grouped: unit i holds the layers from
+        `unit_ends[i - 1]` up to (not including) `unit_ends[i]`, and the
+        layers from `unit_ends[-1]` on form the classifier.
+
+        Example:
+
+        ```python
+        seq = keras.Sequential([keras.Input((8, 8, 1)),
+                                keras.layers.Conv2D(8, 3), keras.layers.ReLU(),
+                                keras.layers.Flatten(), keras.layers.Dense(10)])
+        net = localgrad.Network.from_sequential(seq, unit_ends=[2, 3])
+        net.num_units  # 2: (conv, relu) and (flatten)
+        ```
+
+        Args:
+            model: The Sequential model to wrap.
+            unit_ends: Optional increasing layer indices at which units end.
+            input_shape: Shape of one example; needed only when `model` was
+                built without a `keras.Input`.
+
+        Returns:
+            A `Network` whose units share the Sequential's layers.
+
+        Raises:
+            ValueError: for bad `unit_ends` or an unknown input shape.
+        """
+        layers = list(model.layers)
+        if len(layers) < 2:
+            raise ValueError(
+                "from_sequential needs at least two layers (units and a "
+                f"classifier); the model has {len(layers)}."
+            )
+        if unit_ends is None:
+            unit_ends = list(range(1, len(layers)))
+        unit_ends = list(unit_ends)
+        if (
+            any(b <= a for a, b in zip([0] + unit_ends, unit_ends))
+            or unit_ends[-1] >= len(layers)
+        ):
+            raise ValueError(
+                f"unit_ends={unit_ends} must be strictly increasing layer "
+                f"indices in 1..{len(layers) - 1}, so that every unit holds "
+                "at least one layer and at least one layer is left for the "
+                "classifier."
+            )
+        if input_shape is None:
+            try:
+                input_shape = tuple(model.input_shape[1:])
+            except (AttributeError, ValueError) as error:
+                raise ValueError(
+                    "The Sequential model has no known input shape: start it "
+                    "with keras.Input(shape) or pass input_shape=..."
+                ) from error
+        units = [
+            _as_one_layer(layers[start:end], f"unit_{index:02d}")
+            for index, (start, end) in enumerate(
+                zip([0] + unit_ends[:-1], unit_ends)
+            )
+        ]
+        classifier = _as_one_layer(layers[unit_ends[-1]:], "classifier")
+        return cls(units, classifier, input_shape, architecture=model.name)
+
+    @property
+    def num_units(self) -> int:
+        """The number of units L."""
+        return len(self.units)
+
+    @property
+    def unit_names(self) -> list[str]:
+        """The units' layer names, in order."""
+        return [unit.name for unit in self.units]
+
+    def build(self, input_shape):
+        """Builds every unit in order and records their output shapes."""
+        features = keras.KerasTensor(input_shape)
+        self.unit_output_shapes = []
+        for unit in self.units:
+            features = unit(features)
+            self.unit_output_shapes.append(tuple(features.shape[1:]))
+        self.classifier(features)
+        self.built = True
+
+    def call_units(self, inputs, start: int, end: int, training=None):
+        """Runs units `start` to `end - 1` on `inputs`."""
+        features = inputs
+        for unit in self.units[start:end]:
+            features = unit(features, training=training)
+        return features
+
+    def call(self, inputs, training=None):
+        features = self.call_units(inputs, 0, self.num_units, training)
+        return self.classifier(features, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=[keras.saving.serialize_keras_object(u) for u in self.units],
+            classifier=keras.saving.serialize_keras_object(self.classifier),
+            input_shape=list(self.example_shape),
+            architecture=self.architecture,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["units"] = [
+            keras.saving.deserialize_keras_object(u) for u in config["units"]
+        ]
+        config["classifier"] = keras.saving.deserialize_keras_object(
+            config["classifier"]
+        )
+        return cls(**config)
+
+
+def _as_one_layer(layers, name):
+    if len(layers) == 1:
+        return layers[0]
+    return keras.Sequential(layers, name=name)
