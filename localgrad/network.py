@@ -1,6 +1,6 @@
 """A network as an ordered list of units followed by a classifier."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
@@ -23,6 +23,7 @@ class Network(keras.Model):
     )
     logits = net(x)
     net.unit_output_shapes  # [(64,), (64,), (64,)]
+    net.num_classes         # 10
     ```
 
     Args:
@@ -144,7 +145,8 @@ class Network(keras.Model):
         for unit in self.units:
             features = unit(features)
             self.unit_output_shapes.append(tuple(features.shape[1:]))
-        self.classifier(features)
+        logits = self.classifier(features)
+        self.num_classes = int(logits.shape[-1])
         self.built = True
 
     def call_units(self, inputs, start: int, end: int, training=None):

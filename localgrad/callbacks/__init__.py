@@ -1,0 +1,3 @@
+"""Callbacks that steer or record greedy training."""
+
+from localgrad.callbacks.greedy_schedule import GreedySchedule
