@@ -82,6 +82,36 @@ class GreedyModel(keras.Model):
         self._training = None
         self.built = True
 
+    @classmethod
+    def from_decoupling(
+        cls, network: Network, path: str, num_blocks: int, **kwargs
+    ) -> "GreedyModel":
+        """A GreedyModel with the K-block decoupling a SEDONA search found.
+
+        Example:
+
+        ```python
+        model = localgrad.GreedyModel.from_decoupling(
+            net, "/tmp/search/decoupling.json", num_blocks=4)
+        ```
+
+        Args:
+            network: The network the search ran on (same architecture and
+                units; checked against the file).
+            path: A `decoupling.json` written by `localgrad.search`.
+            num_blocks: K.
+            **kwargs: Passed to `GreedyModel` (e.g. `head_width`).
+
+        Raises:
+            ValueError: if the file is corrupt or for another network.
+        """
+        from localgrad.search import read_decoupling
+
+        boundaries, heads = read_decoupling(path, network).decoupling(
+            num_blocks
+        )
+        return cls(network, boundaries=boundaries, heads=heads, **kwargs)
+
     @property
     def num_blocks(self) -> int:
         """The number of blocks K."""
@@ -139,6 +169,38 @@ class GreedyModel(keras.Model):
             features = self.network.call_units(features, start, end, training)
             outputs.append(self._block_head(block)(features, training=training))
         return outputs
+
+    def evaluate_ensemble(
+        self, x, y=None, num_heads: int = 2, batch_size: int | None = None
+    ) -> dict:
+        """Accuracy of the mean log-probabilities of the last heads.
+
+        SEDONA's test-time ensemble: the network's classifier and the heads
+        of the `num_heads - 1` blocks before it vote with the mean of their
+        log-softmax outputs.
+
+        Example:
+
+        ```python
+        model.evaluate_ensemble(x_test, y_test, num_heads=2)
+        # {"accuracy": 0.91, "num_heads": 2}
+        ```
+
+        Args:
+            x: Inputs, or a dataset of `(x, y)` batches.
+            y: Integer labels, when `x` holds inputs.
+            num_heads: How many of the last heads vote (1..K).
+            batch_size: Batch size for array inputs.
+
+        Returns:
+            A dict with `accuracy` and `num_heads`.
+
+        Raises:
+            ValueError: if `num_heads` is not in 1..K.
+        """
+        from localgrad.ensemble import evaluate_ensemble
+
+        return evaluate_ensemble(self, x, y, num_heads, batch_size)
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """Configures training; see `keras.Model.compile`.
