@@ -1,0 +1,200 @@
+"""SEDONA's light heads `light1`..`light4` (MobileNetV2-style)."""
+
+from collections.abc import Sequence
+
+import keras
+
+from localgrad.heads.base import Head, require_spatial
+
+# Expansion of the inverted residual blocks' hidden layer (MobileNetV2: 4-6).
+EXPANSION = 4
+# The first inverted residual block doubles the channels (P -> 2P); the
+# others keep them. One doubling with the one extra halving of the map
+# keeps each block's cost roughly constant, as in MobileNetV2's stages.
+WIDENING = 2
+# Channels of the last 1x1 conv at width_mult = 1.
+LAST_CHANNELS = 512
+
+
+@keras.saving.register_keras_serializable(package="localgrad")
+class InvertedResidual(keras.layers.Layer):
+    """A MobileNetV2 inverted residual block.
+
+    1x1 conv to `input_channels * expansion`, BN, ReLU6; depthwise 3x3 with
+    `strides`, BN, ReLU6; 1x1 conv to `filters`, BN (linear). The input is
+    added back when the block keeps the shape (stride 1, same channels).
+    Convs use padding "same", so 1x1 and 2x2 maps work.
+
+    Example:
+
+    ```python
+    block = InvertedResidual(input_channels=8, filters=16, strides=2)
+    block(np.zeros((2, 4, 4, 8))).shape  # (2, 2, 2, 16)
+    ```
+
+    Args:
+        input_channels: Channels of the input.
+        filters: Channels of the output.
+        strides: Stride of the depthwise conv (1 or 2).
+        expansion: Width of the hidden layer, in multiples of the input's.
+        **kwargs: Passed to `keras.layers.Layer`.
+    """
+
+    def __init__(
+        self,
+        input_channels: int,
+        filters: int,
+        strides: int = 1,
+        expansion: int = EXPANSION,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.input_channels = input_channels
+        self.filters = filters
+        self.strides = strides
+        self.expansion = expansion
+        self.use_residual = strides == 1 and input_channels == filters
+        sub = {"dtype": self.dtype_policy}
+        self.expand = keras.layers.Conv2D(
+            input_channels * expansion, 1, use_bias=False, **sub
+        )
+        self.expand_norm = keras.layers.BatchNormalization(**sub)
+        self.depthwise = keras.layers.DepthwiseConv2D(
+            3, strides=strides, padding="same", use_bias=False, **sub
+        )
+        self.depthwise_norm = keras.layers.BatchNormalization(**sub)
+        self.project = keras.layers.Conv2D(filters, 1, use_bias=False, **sub)
+        self.project_norm = keras.layers.BatchNormalization(**sub)
+
+    def build(self, input_shape):
+        self.call(keras.KerasTensor(input_shape, dtype=self.compute_dtype))
+
+    def call(self, inputs, training=None):
+        outputs = self.expand_norm(self.expand(inputs), training=training)
+        outputs = keras.ops.relu6(outputs)
+        outputs = self.depthwise(outputs)
+        outputs = self.depthwise_norm(outputs, training=training)
+        outputs = keras.ops.relu6(outputs)
+        outputs = self.project_norm(self.project(outputs), training=training)
+        if self.use_residual:
+            outputs = outputs + inputs
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        height, width = input_shape[1], input_shape[2]
+        if self.strides > 1:
+            height = None if height is None else -(-height // self.strides)
+            width = None if width is None else -(-width // self.strides)
+        return (input_shape[0], height, width, self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_channels=self.input_channels,
+            filters=self.filters,
+            strides=self.strides,
+            expansion=self.expansion,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="localgrad")
+class LightHead(Head):
+    """SEDONA's light head of depth d (`light1`..`light4`).
+
+    On an H x W x C map: 1x1 conv C -> P with P = max(C // 4, 1), BN, ReLU;
+    depthwise 3x3 stride 2, BN, ReLU; d - 1 inverted residual blocks
+    (expansion 4; the first has stride 2 and widens P -> 2P, the rest keep
+    stride 1 and 2P channels); 1x1 conv to int(512 * width_mult), BN, ReLU;
+    global average pooling; Dense(n). Padding is "same", so any map size
+    down to 1x1 works.
+
+    Example:
+
+    ```python
+    head = LightHead((8, 8, 16), num_classes=10, depth=3)
+    len(head.blocks)      # 2 inverted residual blocks
+    head(features).shape  # (batch, 10)
+    ```
+
+    Args:
+        input_shape: `(H, W, C)` of the features.
+        num_classes: Number of classes.
+        depth: d in 1..4.
+        width_mult: Multiplies the 512 channels of the last 1x1 conv.
+        **kwargs: Passed to `keras.layers.Layer`.
+
+    Raises:
+        ValueError: for flat features, a depth outside 1..4 or a
+            non-positive width_mult.
+    """
+
+    head_name = "light"
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        depth: int = 1,
+        width_mult: float = 1.0,
+        **kwargs,
+    ):
+        super().__init__(input_shape, num_classes, **kwargs)
+        if depth not in (1, 2, 3, 4):
+            raise ValueError(
+                f"A light head has depth 1..4 ('light1'..'light4'); got "
+                f"depth={depth!r}."
+            )
+        if not width_mult > 0:
+            raise ValueError(
+                f"Head 'light{depth}' needs width_mult > 0; got {width_mult}."
+            )
+        _, _, channels = require_spatial(f"light{depth}", self.feature_shape)
+        self.depth = depth
+        self.width_mult = float(width_mult)
+        self.last_channels = max(int(LAST_CHANNELS * width_mult), 1)
+        sub = self._sublayer_kwargs()
+        reduced = max(channels // 4, 1)
+        self.reduce = keras.layers.Conv2D(reduced, 1, use_bias=False, **sub)
+        self.reduce_norm = keras.layers.BatchNormalization(**sub)
+        self.depthwise = keras.layers.DepthwiseConv2D(
+            3, strides=2, padding="same", use_bias=False, **sub
+        )
+        self.depthwise_norm = keras.layers.BatchNormalization(**sub)
+        self.blocks = []
+        block_channels = reduced
+        for index in range(depth - 1):
+            filters = reduced * WIDENING
+            self.blocks.append(
+                InvertedResidual(
+                    block_channels,
+                    filters,
+                    strides=2 if index == 0 else 1,
+                    **sub,
+                )
+            )
+            block_channels = filters
+        self.last = keras.layers.Conv2D(
+            self.last_channels, 1, use_bias=False, **sub
+        )
+        self.last_norm = keras.layers.BatchNormalization(**sub)
+        self.pool = keras.layers.GlobalAveragePooling2D(**sub)
+        self.classifier = keras.layers.Dense(num_classes, **sub)
+        self.build((None,) + self.feature_shape)
+
+    def call(self, features, training=None):
+        outputs = self.reduce_norm(self.reduce(features), training=training)
+        outputs = keras.ops.relu(outputs)
+        outputs = self.depthwise(outputs)
+        outputs = self.depthwise_norm(outputs, training=training)
+        outputs = keras.ops.relu(outputs)
+        for block in self.blocks:
+            outputs = block(outputs, training=training)
+        outputs = self.last_norm(self.last(outputs), training=training)
+        outputs = keras.ops.relu(outputs)
+        return self.classifier(self.pool(outputs))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(depth=self.depth, width_mult=self.width_mult)
+        return config

@@ -1,0 +1,307 @@
+"""Tests for localgrad.heads."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from localgrad import heads, losses
+
+NUM_CLASSES = 5
+MAP_SHAPE = (8, 8, 16)
+
+# Feature shapes each head claims to take (besides MAP_SHAPE).
+CLAIMED_SHAPES = {
+    "mlp_sr": [(1, 1, 4), (7, 7, 4), (32, 32, 4), (6, 3, 4)],
+    "mlp": [(1, 1, 4), (3, 3, 4), (12,)],
+    "cnn": [(2, 2, 4), (7, 7, 4)],
+    "light1": [(1, 1, 8), (2, 2, 8), (7, 7, 8)],
+    "light2": [(1, 1, 8), (2, 2, 8), (7, 7, 8)],
+    "light3": [(1, 1, 8), (2, 2, 8)],
+    "light4": [(1, 1, 2), (2, 2, 8), (9, 9, 8)],
+    "predsim": [(2, 2, 4), (7, 7, 4), (2, 2, 600)],
+    "linear": [(1, 1, 4), (12,)],
+}
+
+
+def _features(shape, batch=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(batch,) + tuple(shape)).astype("float32")
+
+
+def _labels(batch=4):
+    return np.arange(batch) % NUM_CLASSES
+
+
+def _train_bn_statistics(head, features):
+    """Moves BatchNorm statistics away from their initial values."""
+    for _ in range(2):
+        head(features, training=True)
+
+
+def test_head_names_are_the_methods_heads():
+    assert set(heads.HEAD_NAMES) == {
+        "mlp_sr", "mlp", "cnn", "light1", "light2", "light3", "light4",
+        "predsim", "linear",
+    }
+
+
+@pytest.mark.parametrize("name", heads.HEAD_NAMES)
+def test_builds_on_a_map_and_outputs_logits(name):
+    head = heads.build(name, MAP_SHAPE, NUM_CLASSES)
+    assert head.built
+    assert head.weights, "weights must exist right after build"
+    logits = head(_features(MAP_SHAPE, batch=3))
+    assert tuple(logits.shape) == (3, NUM_CLASSES)
+    assert head.compute_output_shape((3,) + MAP_SHAPE) == (3, NUM_CLASSES)
+
+
+@pytest.mark.parametrize(
+    "name,shape",
+    [(name, shape) for name, shapes in CLAIMED_SHAPES.items()
+     for shape in shapes],
+)
+def test_builds_on_claimed_shapes(name, shape):
+    head = heads.build(name, shape, NUM_CLASSES)
+    logits = head(_features(shape), training=True)
+    assert tuple(logits.shape) == (4, NUM_CLASSES)
+    assert np.all(np.isfinite(logits))
+
+
+@pytest.mark.parametrize("name", heads.HEAD_NAMES)
+def test_every_trainable_weight_gets_a_gradient(name):
+    head = heads.build(name, MAP_SHAPE, NUM_CLASSES)
+    features, labels = _features(MAP_SHAPE), _labels()
+    with tf.GradientTape() as tape:
+        if hasattr(head, "local_loss"):
+            loss, _ = head.local_loss(features, labels, training=True)
+        else:
+            logits = head(features, training=True)
+            loss = losses.cross_entropy(logits, labels)
+    gradients = tape.gradient(loss, head.trainable_weights)
+    assert head.trainable_weights
+    for weight, gradient in zip(head.trainable_weights, gradients, strict=True):
+        assert gradient is not None, weight.path
+        assert float(tf.reduce_max(tf.abs(gradient))) > 0.0, weight.path
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_light_head_has_depth_minus_one_inverted_residual_blocks(depth):
+    head = heads.build(f"light{depth}", MAP_SHAPE, NUM_CLASSES)
+    blocks = [
+        layer for layer in head._flatten_layers(include_self=False)
+        if isinstance(layer, heads.InvertedResidual)
+    ]
+    assert len(blocks) == depth - 1
+    reduced = MAP_SHAPE[-1] // 4
+    if blocks:
+        assert blocks[0].strides == 2
+        assert blocks[0].filters == 2 * reduced
+        assert all(block.strides == 1 for block in blocks[1:])
+        assert all(block.use_residual for block in blocks[1:])
+        assert not blocks[0].use_residual
+
+
+def test_inverted_residual_shapes():
+    block = heads.InvertedResidual(input_channels=4, filters=8, strides=2)
+    assert tuple(block(_features((5, 5, 4))).shape) == (4, 3, 3, 8)
+    assert block.expand.filters == 16  # expansion 4
+
+
+@pytest.mark.parametrize(
+    "width_mult,channels", [(1.0, 512), (0.5, 256), (0.25, 128)]
+)
+def test_width_mult_scales_light_last_conv(width_mult, channels):
+    head = heads.build("light2", (4, 4, 8), NUM_CLASSES, width_mult)
+    assert head.last.filters == channels
+    assert head.last.kernel.shape[-1] == channels
+    assert head.classifier.kernel.shape[0] == channels
+
+
+@pytest.mark.parametrize(
+    "size,first,second", [(32, 8, 2), (8, 2, 2), (7, 2, 2), (4, 1, 1)]
+)
+def test_mlp_sr_pooling_sizes(size, first, second):
+    head = heads.build("mlp_sr", (size, size, 3), NUM_CLASSES)
+    assert head.first_pool.output_size == (first, first)
+    assert head.second_pool.output_size == (second, second)
+    assert head.dense_layers[0].units == 3 * second * second
+    assert head.conv_layers[0].filters == 3
+
+
+def test_adaptive_pool_matches_hand_computation():
+    x = _features((7, 5, 2), batch=2)
+    pooled = np.asarray(heads.AdaptiveAveragePooling2D((2, 3))(x))
+    # Bins: 7 -> 2 is rows [0, 4) and [3, 7); 5 -> 3 is cols [0, 2),
+    # [1, 4) and [3, 5).
+    row_bins = [(0, 4), (3, 7)]
+    col_bins = [(0, 2), (1, 4), (3, 5)]
+    expected = np.zeros((2, 2, 3, 2), np.float32)
+    for i, (r0, r1) in enumerate(row_bins):
+        for j, (c0, c1) in enumerate(col_bins):
+            expected[:, i, j] = x[:, r0:r1, c0:c1].mean(axis=(1, 2))
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_adaptive_pool_equals_average_pooling_when_divisible():
+    x = _features((8, 6, 3), batch=2)
+    adaptive = heads.AdaptiveAveragePooling2D((4, 2))(x)
+    plain = keras.layers.AveragePooling2D((2, 3))(x)
+    np.testing.assert_allclose(adaptive, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_adaptive_pool_rejects_growing():
+    with pytest.raises(ValueError, match="only shrink"):
+        heads.AdaptiveAveragePooling2D(3)(_features((2, 2, 1)))
+
+
+@pytest.mark.parametrize("name", ["linear", "mlp"])
+def test_flat_features_work_for_linear_and_mlp(name):
+    head = heads.build(name, (12,), NUM_CLASSES)
+    assert tuple(head(_features((12,))).shape) == (4, NUM_CLASSES)
+
+
+def test_mlp_on_flat_features_is_three_dense_bn_relu_and_a_dense():
+    head = heads.build("mlp", (12,), NUM_CLASSES)
+    kinds = [type(layer).__name__ for layer in head.dense_layers]
+    assert kinds == ["Dense", "BatchNormalization", "ReLU"] * 3
+    assert head.classifier.units == NUM_CLASSES
+    assert head.pool is None
+    assert head.hidden_units == 12
+
+
+def test_mlp_hidden_width_is_the_capped_flat_size():
+    assert heads.build("mlp", (8, 8, 16), 2).hidden_units == 64
+    assert heads.build("mlp", (1, 1, 16), 2).hidden_units == 16
+    assert heads.build("mlp", (4, 4, 512), 2).hidden_units == 1024
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in heads.HEAD_NAMES if n not in ("linear", "mlp")]
+)
+def test_flat_features_raise_for_spatial_heads(name):
+    with pytest.raises(ValueError) as error:
+        heads.build(name, (12,), NUM_CLASSES)
+    message = str(error.value)
+    assert f"'{name}'" in message
+    assert "(12,)" in message
+    assert "'linear' or 'mlp'" in message
+
+
+@pytest.mark.parametrize("name", ["cnn", "predsim"])
+def test_too_small_map_raises(name):
+    with pytest.raises(ValueError) as error:
+        heads.build(name, (1, 1, 8), NUM_CLASSES)
+    message = str(error.value)
+    assert f"'{name}'" in message and "(1, 1, 8)" in message
+    assert "'linear'" in message
+
+
+def test_unknown_name_lists_known_names():
+    with pytest.raises(ValueError) as error:
+        heads.build("mlp-sr", MAP_SHAPE, NUM_CLASSES)
+    assert "'mlp-sr'" in str(error.value)
+    for name in heads.HEAD_NAMES:
+        assert name in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"num_classes": 0}, "num_classes"),
+        ({"input_shape": (8, 0, 4)}, "positive"),
+        ({"input_shape": (8, 8)}, r"\(H, W, C\)"),
+        ({"width_mult": 0.0}, "width_mult"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, match):
+    arguments = {"input_shape": MAP_SHAPE, "num_classes": NUM_CLASSES}
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        heads.build("light2", **arguments)
+
+
+def test_predsim_prediction_branch_pools_to_the_limit():
+    head = heads.build("predsim", (16, 16, 8), NUM_CLASSES)
+    # 16x16x8 = 2048 values -> one 2x2 pooling -> 512 <= 512.
+    assert len(head.pools) == 1
+    assert head.classifier.kernel.shape[0] == 512
+    # With a limit of 256: 2048 -> 512 -> 128, two poolings.
+    narrow = heads.build("predsim", (16, 16, 8), NUM_CLASSES, width_mult=0.5)
+    assert len(narrow.pools) == 2
+    assert narrow.classifier.kernel.shape[0] == 128
+    assert narrow.similarity_conv.filters == 8
+    assert narrow.similarity_conv.use_bias is False
+
+
+def test_predsim_local_loss_is_predsim_loss_of_its_branches():
+    head = heads.build("predsim", MAP_SHAPE, NUM_CLASSES)
+    features, labels = _features(MAP_SHAPE), _labels()
+    weights = np.array([1.0, 0.0, 2.0, 1.0], np.float32)
+    loss, logits = head.local_loss(features, labels, sample_weight=weights)
+    np.testing.assert_allclose(logits, head(features), rtol=1e-6)
+    expected = losses.predsim_loss(
+        head(features), head.similarity_conv(features), labels,
+        NUM_CLASSES, beta=0.99, sample_weight=weights,
+    )
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    assert loss.shape == ()
+    assert not any(
+        hasattr(heads.build(n, MAP_SHAPE, 2), "local_loss")
+        for n in heads.HEAD_NAMES if n != "predsim"
+    )
+
+
+@pytest.mark.parametrize("name", heads.HEAD_NAMES)
+def test_config_round_trip(name):
+    head = heads.build(name, MAP_SHAPE, NUM_CLASSES, width_mult=0.5)
+    features = _features(MAP_SHAPE)
+    _train_bn_statistics(head, features)
+    clone = type(head).from_config(head.get_config())
+    assert clone.built
+    clone.set_weights(head.get_weights())
+    np.testing.assert_allclose(
+        clone(features), head(features), rtol=1e-5, atol=1e-6
+    )
+    assert clone.get_config() == head.get_config()
+
+
+@pytest.mark.parametrize("mode", ["tf_function", "jit_compile"])
+def test_compiled_call_matches_eager(mode):
+    for name in ("mlp_sr", "light3", "predsim"):
+        head = heads.build(name, (7, 7, 8), NUM_CLASSES)
+        features = _features((7, 7, 8))
+        run = tf.function(
+            lambda x, h=head: h(x), jit_compile=mode == "jit_compile"
+        )
+        np.testing.assert_allclose(
+            run(features), head(features), rtol=1e-4, atol=1e-5
+        )
+
+
+def test_model_with_every_head_round_trips_through_keras_file(tmp_path):
+    features = _features(MAP_SHAPE)
+    inputs = keras.Input(MAP_SHAPE)
+    built = [
+        heads.build(name, MAP_SHAPE, NUM_CLASSES, layer_name=f"head_{name}")
+        for name in heads.HEAD_NAMES
+    ]
+    for head in built:
+        _train_bn_statistics(head, features)
+    model = keras.Model(inputs, [head(inputs) for head in built])
+    path = tmp_path / "heads.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    for expected, actual in zip(
+        model(features), loaded(features), strict=True
+    ):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    for head in built:
+        twin = loaded.get_layer(head.name)
+        assert type(twin) is type(head)
+    predsim = loaded.get_layer("head_predsim")
+    np.testing.assert_allclose(
+        predsim.local_loss(features, _labels())[0],
+        model.get_layer("head_predsim").local_loss(features, _labels())[0],
+        rtol=1e-5,
+    )
