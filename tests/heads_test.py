@@ -50,6 +50,7 @@ def test_head_names_are_the_methods_heads():
 def test_builds_on_a_map_and_outputs_logits(name):
     head = heads.build(name, MAP_SHAPE, NUM_CLASSES)
     assert head.built
+    assert head.head_name == name
     assert head.weights, "weights must exist right after build"
     logits = head(_features(MAP_SHAPE, batch=3))
     assert tuple(logits.shape) == (3, NUM_CLASSES)
@@ -209,7 +210,7 @@ def test_unknown_name_lists_known_names():
     "kwargs,match",
     [
         ({"num_classes": 0}, "num_classes"),
-        ({"input_shape": (8, 0, 4)}, "positive"),
+        ({"input_shape": (8, 0, 4)}, "'light2' needs .* positive"),
         ({"input_shape": (8, 8)}, r"\(H, W, C\)"),
         ({"width_mult": 0.0}, "width_mult"),
     ],
@@ -219,6 +220,21 @@ def test_bad_arguments_raise(kwargs, match):
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=match):
         heads.build("light2", **arguments)
+
+
+def test_mixed_precision_heads_compute_in_float16_and_lose_in_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        head = heads.build("predsim", MAP_SHAPE, NUM_CLASSES)
+        light = heads.build("light2", MAP_SHAPE, NUM_CLASSES)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    features = _features(MAP_SHAPE)
+    assert light(features).dtype == "float16"
+    assert light.blocks[0].expand.compute_dtype == "float16"
+    loss, logits = head.local_loss(features, _labels())
+    assert logits.dtype == "float16"
+    assert loss.dtype == "float32" and np.isfinite(float(loss))
 
 
 def test_predsim_prediction_branch_pools_to_the_limit():

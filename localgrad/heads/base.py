@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import keras
 
 
+@keras.saving.register_keras_serializable(package="localgrad")
 class Head(keras.layers.Layer):
     """A layer that maps a block's output features to class logits.
 
@@ -18,6 +19,8 @@ class Head(keras.layers.Layer):
         input_shape: Shape of one example's features, without the batch
             dimension: `(H, W, C)` for a feature map, `(C,)` for flat features.
         num_classes: Number of classes n; the head outputs `(batch, n)`.
+        kind: The head's registry name for error messages, when it is not
+            the class's `head_name` (e.g. "light3").
         **kwargs: Passed to `keras.layers.Layer` (e.g. `name`, `dtype`).
 
     Raises:
@@ -27,9 +30,14 @@ class Head(keras.layers.Layer):
     head_name = "head"
 
     def __init__(
-        self, input_shape: Sequence[int], num_classes: int, **kwargs
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        kind: str | None = None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
+        self.head_name = kind or type(self).head_name
         shape = tuple(input_shape)
         if not shape or any(
             not isinstance(size, int) or size < 1 for size in shape

@@ -129,7 +129,7 @@ class LightHead(Head):
             non-positive width_mult.
     """
 
-    head_name = "light"
+    head_name = "light1"
 
     def __init__(
         self,
@@ -139,17 +139,19 @@ class LightHead(Head):
         width_mult: float = 1.0,
         **kwargs,
     ):
-        super().__init__(input_shape, num_classes, **kwargs)
         if depth not in (1, 2, 3, 4):
             raise ValueError(
                 f"A light head has depth 1..4 ('light1'..'light4'); got "
                 f"depth={depth!r}."
             )
+        super().__init__(
+            input_shape, num_classes, kind=f"light{depth}", **kwargs
+        )
         if not width_mult > 0:
             raise ValueError(
                 f"Head 'light{depth}' needs width_mult > 0; got {width_mult}."
             )
-        _, _, channels = require_spatial(f"light{depth}", self.feature_shape)
+        _, _, channels = require_spatial(self.head_name, self.feature_shape)
         self.depth = depth
         self.width_mult = float(width_mult)
         self.last_channels = max(int(LAST_CHANNELS * width_mult), 1)
