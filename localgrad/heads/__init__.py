@@ -29,7 +29,8 @@ Example:
 
 ```python
 head = localgrad.heads.build("predsim", (8, 8, 16), num_classes=10)
-logits = head(features)
+features, labels = np.random.rand(4, 8, 8, 16), np.array([0, 1, 2, 1])
+logits = head(features)  # (4, 10)
 loss, logits = head.local_loss(features, labels)
 ```
 """

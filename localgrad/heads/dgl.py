@@ -68,7 +68,7 @@ class MLPSRHead(Head):
     head = MLPSRHead((32, 32, 64), num_classes=10)
     head.first_pool.output_size   # (8, 8)
     head.second_pool.output_size  # (2, 2)
-    head(features).shape          # (batch, 10)
+    head(np.zeros((4, 32, 32, 64))).shape  # (4, 10)
     ```
 
     Args:
@@ -124,7 +124,7 @@ class MLPHead(Head):
 
     ```python
     head = MLPHead((64,), num_classes=10)
-    head(features).shape  # (batch, 10)
+    head(np.zeros((4, 64))).shape  # (4, 10)
     ```
 
     Args:
@@ -195,7 +195,7 @@ class CNNHead(Head):
 
     ```python
     head = CNNHead((8, 8, 16), num_classes=10)
-    head(features).shape  # (batch, 10)
+    head(np.zeros((4, 8, 8, 16))).shape  # (4, 10)
     ```
 
     Args:

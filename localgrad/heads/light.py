@@ -21,7 +21,8 @@ class InvertedResidual(keras.layers.Layer):
     """A MobileNetV2 inverted residual block.
 
     1x1 conv to `input_channels * expansion`, BN, ReLU6; depthwise 3x3 with
-    `strides`, BN, ReLU6; 1x1 conv to `filters`, BN (linear). The input is
+    `strides`, BN, ReLU6; 1x1 conv to `filters`, BN without beta (linear:
+    whatever follows is a conv and a BN, which would cancel it). The input is
     added back when the block keeps the shape (stride 1, same channels).
     Convs use padding "same", so 1x1 and 2x2 maps work.
 
@@ -64,7 +65,12 @@ class InvertedResidual(keras.layers.Layer):
         )
         self.depthwise_norm = keras.layers.BatchNormalization(**sub)
         self.project = keras.layers.Conv2D(filters, 1, use_bias=False, **sub)
-        self.project_norm = keras.layers.BatchNormalization(**sub)
+        # No beta: the block's output always meets a 1x1 conv and a
+        # BatchNorm, which remove any per-channel shift, so a beta here
+        # would get no gradient.
+        self.project_norm = keras.layers.BatchNormalization(
+            center=False, **sub
+        )
 
     def build(self, input_shape):
         self.call(keras.KerasTensor(input_shape, dtype=self.compute_dtype))
@@ -114,7 +120,7 @@ class LightHead(Head):
     ```python
     head = LightHead((8, 8, 16), num_classes=10, depth=3)
     len(head.blocks)      # 2 inverted residual blocks
-    head(features).shape  # (batch, 10)
+    head(np.zeros((4, 8, 8, 16))).shape  # (4, 10)
     ```
 
     Args:

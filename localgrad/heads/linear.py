@@ -15,7 +15,7 @@ class LinearHead(Head):
 
     ```python
     head = LinearHead((8, 8, 16), num_classes=10)
-    head(features).shape  # (batch, 10)
+    head(np.zeros((4, 8, 8, 16))).shape  # (4, 10)
     ```
 
     Args:

@@ -32,8 +32,9 @@ class PredSimHead(Head):
 
     ```python
     head = PredSimHead((8, 8, 16), num_classes=10)
-    logits = head(features)                       # (batch, 10)
-    loss, logits = head.local_loss(features, labels)
+    features, labels = np.random.rand(4, 8, 8, 16), np.array([0, 1, 2, 1])
+    logits = head(features)  # (4, 10)
+    loss, logits = head.local_loss(features, labels)  # scalar, (4, 10)
     ```
 
     Args:

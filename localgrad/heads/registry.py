@@ -59,7 +59,7 @@ def build(
 
     ```python
     head = localgrad.heads.build("mlp_sr", (16, 16, 64), num_classes=10)
-    logits = head(features)  # (batch, 10)
+    logits = head(np.zeros((4, 16, 16, 64)))  # (4, 10)
     ```
 
     Args:
