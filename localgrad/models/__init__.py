@@ -1,0 +1,21 @@
+"""Architectures as `localgrad.Network`s, chosen by name with `build`."""
+
+from localgrad.models.registry import MODEL_NAMES, build
+from localgrad.models.residual import (
+    BasicBlock,
+    BottleneckBlock,
+    ResidualUnit,
+    ResNetStem,
+)
+from localgrad.models.units import ConvBNReLU, DenseBNReLU
+
+__all__ = [
+    "MODEL_NAMES",
+    "BasicBlock",
+    "BottleneckBlock",
+    "ConvBNReLU",
+    "DenseBNReLU",
+    "ResNetStem",
+    "ResidualUnit",
+    "build",
+]

@@ -1,0 +1,78 @@
+"""Architectures by name, all built with one signature."""
+
+import math
+from collections.abc import Sequence
+
+from localgrad.models.mlp import build_mlp
+from localgrad.models.resnet import RESNET_LAYOUTS, build_resnet
+from localgrad.models.vgg import VGG_LAYOUTS, build_vgg
+from localgrad.network import Network
+
+MODEL_NAMES = ("mlp",) + tuple(VGG_LAYOUTS) + tuple(RESNET_LAYOUTS)
+
+
+def build(
+    name: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    width: float = 1.0,
+) -> Network:
+    """Builds the architecture `name` as a `localgrad.Network` (logits out).
+
+    Names: `"mlp"` (4 hidden units of `int(1024 * width)`), `"vgg11"`,
+    `"vgg13"`, `"vgg16"`, `"vgg19"` (with batch normalization), `"resnet18"`,
+    `"resnet34"`, `"resnet50"`, `"resnet101"`, `"resnet152"`. Units are named
+    `unit_00`, `unit_01`, ...; images with a shorter side under 64 pixels get
+    the CIFAR stem and classifier, larger ones the ImageNet ones.
+
+    Example:
+
+    ```python
+    net = localgrad.models.build("vgg19", (32, 32, 3), 10, width=0.5)
+    net.num_units  # 16
+    logits = net(images)  # (batch, 10)
+    ```
+
+    Args:
+        name: One of `MODEL_NAMES`.
+        input_shape: Shape of one example without the batch dimension,
+            `(height, width, channels)` for the convolutional networks.
+        num_classes: Number of classes n.
+        width: Multiplier of every channel and hidden count: a count c
+            becomes `max(1, int(c * width))`.
+
+    Returns:
+        The built network.
+
+    Raises:
+        ValueError: for an unknown name, a width that is not positive, a
+            number of classes under 1 or a bad input shape.
+    """
+    if name not in MODEL_NAMES:
+        raise ValueError(
+            f"Unknown model name {name!r}; use one of {list(MODEL_NAMES)}."
+        )
+    if not (isinstance(width, (int, float)) and math.isfinite(width)) or (
+        width <= 0
+    ):
+        raise ValueError(
+            f"width must be a positive number (1.0 is the published size); "
+            f"got width={width!r}."
+        )
+    if int(num_classes) != num_classes or num_classes < 1:
+        raise ValueError(
+            f"num_classes must be a positive integer; got {num_classes!r}."
+        )
+    shape = tuple(input_shape)
+    if not shape or any(int(side) != side or side < 1 for side in shape):
+        raise ValueError(
+            "input_shape must be the non-empty shape of one example without "
+            f"the batch dimension, all sides positive; got {input_shape!r}."
+        )
+    shape = tuple(int(side) for side in shape)
+    num_classes = int(num_classes)
+    if name == "mlp":
+        return build_mlp(shape, num_classes, width)
+    if name in VGG_LAYOUTS:
+        return build_vgg(name, shape, num_classes, width)
+    return build_resnet(name, shape, num_classes, width)
