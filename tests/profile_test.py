@@ -1,0 +1,116 @@
+"""Tests of the per-unit profiler."""
+
+import dataclasses
+
+import pytest
+
+from localgrad import models
+from localgrad.profile import UnitProfile, format_profile, profile
+
+WIDTH = 0.125
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return models.build("vgg11", (32, 32, 3), 10, width=WIDTH)
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return models.build("resnet18", (16, 16, 3), 10, width=WIDTH)
+
+
+@pytest.mark.parametrize("name", ["mlp", "vgg11", "resnet18", "resnet50"])
+def test_unit_params_add_up_to_the_network(name):
+    net = models.build(name, (16, 16, 3), 10, width=WIDTH)
+    rows = profile(net)
+    assert [row.name for row in rows] == net.unit_names
+    assert [row.output_shape for row in rows] == net.unit_output_shapes
+    total = sum(row.params for row in rows) + net.classifier.count_params()
+    assert total == net.count_params()
+
+
+def test_dense_unit_flops_are_exact():
+    net = models.build("mlp", (28, 28, 1), 10, width=WIDTH)
+    hidden = int(1024 * WIDTH)
+    rows = profile(net, batch_size=3)
+    assert rows[0].flops == 2 * 28 * 28 * hidden * 3
+    assert rows[1].flops == 2 * hidden * hidden * 3
+
+
+def test_conv_unit_flops_follow_the_formula(vgg):
+    rows = profile(vgg, batch_size=2)
+    # unit_00: 3×3 conv, 3 -> 8 channels, on 32×32; unit_01 8 -> 16 on 16×16.
+    assert rows[0].flops == 2 * (32 * 32 * 8) * (3 * 3 * 3) * 2
+    assert rows[1].flops == 2 * (16 * 16 * 16) * (3 * 3 * 8) * 2
+
+
+def test_residual_unit_flops_follow_the_formula(resnet):
+    rows = profile(resnet)
+    # unit_00: stem 3×3 3 -> 8, then two 3×3 8 -> 8, all on 16×16.
+    assert rows[0].flops == 2 * 16 * 16 * 8 * (27 + 2 * 72)
+    # unit_02: 3×3 stride 2 8 -> 16, 3×3 16 -> 16, 1×1 shortcut 8 -> 16, 8×8.
+    assert rows[2].flops == 2 * 8 * 8 * 16 * (72 + 144 + 8)
+
+
+def test_input_shape_overrides_the_example_shape(vgg):
+    small = profile(vgg)
+    large = profile(vgg, input_shape=(64, 64, 3))
+    # vgg11 pools right after its first convolution.
+    assert small[0].output_shape == (16, 16, 8)
+    assert large[0].output_shape == (32, 32, 8)
+    assert large[-1].output_shape == (2, 2, 64)
+    assert [b.flops for b in large] == [4 * a.flops for a in small]
+
+
+@pytest.mark.parametrize("name", ["vgg11", "resnet18"])
+def test_activation_bytes_are_linear_in_the_batch(name, vgg, resnet):
+    net = vgg if name == "vgg11" else resnet
+    one = profile(net, batch_size=1)
+    five = profile(net, batch_size=5)
+    for a, b in zip(one, five):
+        assert a.activation_bytes > 0
+        assert b.activation_bytes == 5 * a.activation_bytes
+        assert b.flops == 5 * a.flops
+        assert b.params == a.params
+
+
+def test_activation_bytes_cover_the_units_outputs(vgg):
+    rows = profile(vgg, batch_size=4)
+    for row in rows:
+        output_bytes = 4 * 4
+        for side in row.output_shape:
+            output_bytes *= side
+        assert row.activation_bytes > output_bytes
+
+
+def test_vgg_early_units_hold_more_activations(vgg):
+    rows = profile(vgg, batch_size=8)
+    assert rows[0].activation_bytes > rows[-1].activation_bytes
+    assert rows[1].activation_bytes > rows[-2].activation_bytes
+
+
+def test_format_profile_lists_every_unit(resnet):
+    rows = profile(resnet, batch_size=2)
+    table = format_profile(rows)
+    lines = table.splitlines()
+    assert len(lines) == len(rows) + 2
+    assert lines[0].split()[0] == "unit"
+    for row, line in zip(rows, lines[1:]):
+        assert line.startswith(row.name)
+        assert f"{row.params:,}" in line
+    total = sum(row.params for row in rows)
+    assert lines[-1].startswith("total") and f"{total:,}" in lines[-1]
+
+
+def test_profiles_are_frozen(resnet):
+    row = profile(resnet)[0]
+    assert isinstance(row, UnitProfile)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.flops = 0
+
+
+@pytest.mark.parametrize("batch_size", [0, -2, 1.5])
+def test_bad_batch_size_is_rejected(batch_size, resnet):
+    with pytest.raises(ValueError, match="batch_size"):
+        profile(resnet, batch_size=batch_size)
