@@ -14,9 +14,9 @@ model.fit(x, y, epochs=3,
 ```
 """
 
-from localgrad import boundaries, callbacks, heads, models
+from localgrad import boundaries, callbacks, data, heads, models
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
-#from localgrad.profile import profile
+from localgrad.profile import UnitProfile, format_profile, profile
 
 __version__ = "0.1.0"

@@ -51,8 +51,11 @@ class GreedyModel(keras.Model):
             a list of K - 1 of these, one per boundary.
         head_width: `width_mult` given to named heads.
         balance: With `num_blocks`: `None` (equal unit counts), `"memory"`
-            (even activation memory) or `"compute"` (even FLOPs), measured
-            by `localgrad.profile`.
+            (even training-step memory: activation bytes at
+            `balance_batch_size` plus the bytes of the parameter gradients)
+            or `"compute"` (even FLOPs), measured by `localgrad.profile`.
+        balance_batch_size: The training batch size the memory balance is
+            computed for (activations grow with it, gradients do not).
 
     Raises:
         ValueError: for bad boundaries, block counts, balance or heads.
@@ -66,12 +69,13 @@ class GreedyModel(keras.Model):
         heads: HeadSpec | Sequence[HeadSpec] = "mlp_sr",
         head_width: float = 1.0,
         balance: str | None = None,
+        balance_batch_size: int = 128,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.network = network
         self.boundaries = _resolve_boundaries(
-            network, num_blocks, boundaries, balance
+            network, num_blocks, boundaries, balance, balance_batch_size
         )
         self.block_ranges = boundaries_lib.block_ranges(
             self.boundaries, network.num_units
@@ -432,7 +436,9 @@ class _TrainingState:
         return logs
 
 
-def _resolve_boundaries(network, num_blocks, boundaries, balance):
+def _resolve_boundaries(
+    network, num_blocks, boundaries, balance, balance_batch_size
+):
     if (num_blocks is None) == (boundaries is None):
         raise ValueError(
             "Give exactly one of num_blocks (e.g. num_blocks=4) or "
@@ -447,14 +453,17 @@ def _resolve_boundaries(network, num_blocks, boundaries, balance):
         return boundaries_lib.validate_boundaries(boundaries, network.num_units)
     if balance is None:
         return boundaries_lib.uniform_boundaries(network.num_units, num_blocks)
-    costs = {"memory": "activation_bytes", "compute": "flops"}
-    if balance not in costs:
+    if balance not in ("memory", "compute"):
         raise ValueError(
             f"Unknown balance={balance!r}; use None, 'memory' or 'compute'."
         )
     from localgrad.profile import profile  # Traces the network: only here.
 
-    unit_costs = [getattr(p, costs[balance]) for p in profile(network)]
+    profiles = profile(network, batch_size=balance_batch_size)
+    if balance == "compute":
+        unit_costs = [p.flops for p in profiles]
+    else:
+        unit_costs = [p.activation_bytes + 4 * p.params for p in profiles]
     return boundaries_lib.balanced_boundaries(unit_costs, num_blocks)
 
 

@@ -6,14 +6,13 @@ left unknown) and the ops of the traced graph are walked:
 - FLOPs are 2 × the multiply-accumulates of the `Conv2D`,
   `DepthwiseConv2dNative`, `MatMul`, `BatchMatMulV2` and `BatchMatMulV3` ops.
   Batch normalization, activations, pooling and additions are not counted.
-- Activation bytes estimate what a training step keeps for the unit's
-  backward pass: the sum of the sizes of every per-example tensor the unit's
-  forward pass creates, i.e. every op output whose leading dimension is the
-  batch, except the unit's input (it belongs to the unit before), and ops that
-  only alias their input (`Identity`, `Reshape`, `Squeeze`, `ExpandDims`,
-  `StopGradient`). Unfused batch normalization thus counts several tensors;
-  the estimate is an upper bound, reproducible and exactly linear in the
-  batch size.
+- Activation bytes are what a training step keeps for the unit's backward
+  pass: the unit is traced forward and backward (the gradient of its output
+  with respect to its input and weights), and every per-example tensor of
+  the forward pass that a backward op reads is counted once (through ops
+  that only alias their input, such as `Identity` or `Reshape`, to the
+  tensor they alias). The unit's input is not counted: it belongs to the
+  unit before. The count is exactly linear in the batch size.
 
 The classifier is not profiled: the rows cover the units only.
 """
@@ -98,8 +97,10 @@ def profile(
     shape = tuple(network.example_shape if input_shape is None else input_shape)
     profiles = []
     for unit in network.units:
-        graph, output_shape = _trace(unit, shape)
-        (macs, fixed_macs), activation_bytes = _count(graph, unit.name)
+        graph, output_shape, forward_op_count = _trace(unit, shape)
+        (macs, fixed_macs), activation_bytes = _count(
+            graph, forward_op_count, unit.name
+        )
         profiles.append(
             UnitProfile(
                 name=unit.name,
@@ -171,33 +172,70 @@ def _format_bytes(count):
 
 
 def _trace(unit, input_shape):
-    """Traces `unit` in training mode on a batch of unknown size."""
+    """Traces `unit` forward and backward on a batch of unknown size.
+
+    Returns the graph, the output shape and how many of the graph's ops
+    belong to the forward pass (they are created first).
+    """
     spec = tf.TensorSpec((None,) + tuple(input_shape), tf.float32)
-    function = tf.function(lambda inputs: unit(inputs, training=True))
-    concrete = function.get_concrete_function(spec)
+    forward_ops = []
+
+    def forward_and_backward(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = unit(inputs, training=True)
+        forward_ops.append(
+            len(tf.compat.v1.get_default_graph().get_operations())
+        )
+        tape.gradient(outputs, [inputs] + unit.trainable_variables)
+        return outputs
+
+    concrete = tf.function(forward_and_backward).get_concrete_function(spec)
     output = tf.nest.flatten(concrete.structured_outputs)[0]
-    return concrete.graph, tuple(output.shape[1:])
+    return concrete.graph, tuple(output.shape[1:]), forward_ops[0]
 
 
-def _count(graph, unit_name):
-    """Multiply-accumulates (per example, fixed) and activation bytes."""
+def _count(graph, forward_op_count, unit_name):
+    """Multiply-accumulates (per example, fixed) and saved bytes."""
+    operations = graph.get_operations()
+    forward, backward = (
+        operations[:forward_op_count],
+        operations[forward_op_count:],
+    )
     macs = [0, 0]
-    activation_bytes = 0
-    for op in graph.get_operations():
+    for op in forward:
         if op.type in CONV_OPS or op.type in MATMUL_OPS:
             macs = [a + b for a, b in zip(macs, _macs(op, unit_name))]
-        if op.type in ALIAS_OPS:
+    forward_tensors = {t.ref() for op in forward for t in op.outputs}
+    saved = {
+        _unaliased(tensor).ref()
+        for op in backward
+        for tensor in op.inputs
+        if tensor.ref() in forward_tensors
+    }
+    activation_bytes = 0
+    for ref in saved:
+        tensor = ref.deref()
+        if tensor.op.type in ALIAS_OPS or tensor.dtype in (
+            tf.resource,
+            tf.variant,
+            tf.string,
+        ):
             continue
-        for tensor in op.outputs:
-            if tensor.dtype in (tf.resource, tf.variant, tf.string):
-                continue
-            shape = tensor.shape
-            if shape.rank is None or shape.rank == 0 or shape[0] is not None:
-                continue
-            activation_bytes += (
-                _per_example_size(tensor, unit_name) * tensor.dtype.size
-            )
+        shape = tensor.shape
+        if shape.rank is None or shape.rank == 0 or shape[0] is not None:
+            continue
+        activation_bytes += (
+            _per_example_size(tensor, unit_name) * tensor.dtype.size
+        )
     return macs, activation_bytes
+
+
+def _unaliased(tensor):
+    """The tensor an alias op (Identity, Reshape, ...) passes through."""
+    while tensor.op.type in ALIAS_OPS and tensor.op.inputs:
+        tensor = tensor.op.inputs[0]
+    return tensor
 
 
 def _per_example_size(tensor, unit_name):
