@@ -1,0 +1,112 @@
+"""Test accuracy of backprop, DGL, PredSim and SEDONA on the same budget.
+
+Every run is the real binary, `bin/train.py`, on
+`configs/fashion_mnist.py` (one network, optimizer and epoch count for all),
+so a figure here is what a user gets. Runs:
+
+- `backprop`: K = 1, end to end.
+- `dgl_k2`, `dgl_k4`: uniform split, `mlp_sr` heads, parallel schedule.
+- `predsim_k4`: uniform split, `predsim` heads.
+- `sedona_k2`, `sedona_k4`: the split and heads of a SEDONA search
+  (`--decoupling=.../decoupling.json`, from `bin/search.py`).
+
+Prints mean ± std of the final classifier's test accuracy over seeds.
+
+Run (Fashion-MNIST from `apt-get install -y dataset-fashion-mnist`):
+
+    python bench/accuracy.py --runs=backprop,dgl_k4,predsim_k4 \
+        --seeds=0,1,2 --output=bench/results/accuracy.json
+    python bench/accuracy.py --runs=backprop,dgl_k2,dgl_k4,sedona_k2,sedona_k4 \
+        --decoupling=/tmp/search/decoupling.json --seeds=0,1,2
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNS = {
+    "backprop": ("backprop", {}),
+    "dgl_k2": ("dgl", {"num_blocks": 2}),
+    "dgl_k4": ("dgl", {"num_blocks": 4}),
+    "predsim_k4": ("predsim", {"num_blocks": 4}),
+    "sedona_k2": ("dgl", {"num_blocks": 2, "decoupling": None}),
+    "sedona_k4": ("dgl", {"num_blocks": 4, "decoupling": None}),
+}
+
+flags.DEFINE_list("runs", ["backprop", "dgl_k4", "predsim_k4"], "Runs.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every run.")
+flags.DEFINE_string("decoupling", "", "decoupling.json for sedona_* runs.")
+flags.DEFINE_list(
+    "overrides", [], "Config overrides for every run, e.g. epochs=5."
+)
+flags.DEFINE_string("workdir", "/tmp/localgrad_bench_accuracy", "Run dirs.")
+flags.DEFINE_string("output", "", "Where to write the JSON results.")
+FLAGS = flags.FLAGS
+
+
+def train(run, seed):
+    """Trains one run with one seed; returns its metrics.json."""
+    variant, fields = RUNS[run]
+    fields = dict(fields, seed=seed)
+    if "decoupling" in fields:
+        if not FLAGS.decoupling:
+            raise app.UsageError(f"{run} needs --decoupling=decoupling.json")
+        fields["decoupling"] = FLAGS.decoupling
+    workdir = os.path.join(FLAGS.workdir, f"{run}_seed{seed}")
+    command = [
+        sys.executable,
+        os.path.join(ROOT, "bin", "train.py"),
+        f"--config={os.path.join(ROOT, 'configs', 'fashion_mnist.py')}"
+        f":{variant}",
+        f"--workdir={workdir}",
+    ]
+    command += [f"--config.{key}={value}" for key, value in fields.items()]
+    command += [f"--config.{override}" for override in FLAGS.overrides]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(workdir, "metrics.json")) as file:
+        return json.load(file)
+
+
+def main(argv):
+    del argv
+    for run in FLAGS.runs:
+        if run not in RUNS:
+            raise app.UsageError(f"Unknown run {run!r}; known: {list(RUNS)}")
+    results = {}
+    for run in FLAGS.runs:
+        accuracies, seconds = [], []
+        for seed in map(int, FLAGS.seeds):
+            start = time.perf_counter()
+            metrics = train(run, seed)
+            seconds.append(time.perf_counter() - start)
+            accuracies.append(100 * metrics["test_accuracy"])
+        results[run] = {
+            "accuracies": accuracies,
+            "mean": statistics.mean(accuracies),
+            "std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0,
+            "seconds_per_run": statistics.mean(seconds),
+        }
+        print(
+            f"{run:12s} {results[run]['mean']:.2f} ± "
+            f"{results[run]['std']:.2f} %  ({len(accuracies)} seeds, "
+            f"{results[run]['seconds_per_run']:.0f} s per run)",
+            flush=True,
+        )
+    if FLAGS.output:
+        os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+        with open(FLAGS.output, "w") as file:
+            json.dump(
+                {"overrides": FLAGS.overrides, "results": results},
+                file,
+                indent=2,
+            )
+
+
+if __name__ == "__main__":
+    app.run(main)
