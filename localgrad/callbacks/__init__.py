@@ -1,3 +1,5 @@
 """Callbacks that steer or record greedy training."""
 
+from localgrad.callbacks.block_summaries import BlockSummaries
+from localgrad.callbacks.checkpoint import EpochCheckpoint
 from localgrad.callbacks.greedy_schedule import GreedySchedule

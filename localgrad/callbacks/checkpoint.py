@@ -1,0 +1,160 @@
+"""EpochCheckpoint: the whole training state after every epoch, and resume."""
+
+import json
+import os
+import re
+import time
+
+import keras
+import numpy as np
+
+_FILE = re.compile(r"^epoch-(\d+)\.npz$")
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves everything a resumed run needs at the end of every epoch.
+
+    A checkpoint holds the model's weights (network, heads and BatchNorm
+    statistics), the variables of `model.optimizer` (its iteration count
+    is the global step) and of every block optimizer of a `GreedyModel`
+    (slots and iteration counts), the number of finished epochs and the
+    per-epoch history. `restore` puts all of it back and returns the epoch
+    to pass to `fit(initial_epoch=...)`.
+
+    Each checkpoint is one `epoch-NNNN.npz` file, written to a temporary
+    name and renamed, so a run killed while saving leaves the previous
+    checkpoint intact. (`tf.train.Checkpoint` is not used: it does not
+    reach a Keras 3 model's non-trainable weights, such as BatchNorm
+    statistics.)
+
+    Example:
+
+    ```python
+    checkpoint = localgrad.callbacks.EpochCheckpoint("/tmp/run/checkpoints")
+    initial_epoch = checkpoint.restore(model)  # 0 on a fresh run
+    model.fit(data, epochs=10, initial_epoch=initial_epoch,
+              callbacks=[checkpoint])
+    checkpoint.history  # one dict of logs per epoch, resumed ones included
+    ```
+
+    Args:
+        directory: Where the checkpoint files go (created if missing).
+        max_to_keep: How many of the newest checkpoints to keep.
+
+    Raises:
+        ValueError: if `max_to_keep` is under 1.
+    """
+
+    def __init__(self, directory: str, max_to_keep: int = 2):
+        super().__init__()
+        if max_to_keep < 1:
+            raise ValueError(f"max_to_keep must be >= 1; got {max_to_keep}.")
+        self.directory = directory
+        self.max_to_keep = max_to_keep
+        self.history = []
+        self._epoch_start = None
+
+    def checkpoints(self) -> list[str]:
+        """Paths of the checkpoints on disk, oldest first."""
+        if not os.path.isdir(self.directory):
+            return []
+        found = sorted(
+            (int(match.group(1)), name)
+            for name in os.listdir(self.directory)
+            if (match := _FILE.match(name))
+        )
+        return [os.path.join(self.directory, name) for _, name in found]
+
+    def restore(self, model: keras.Model) -> int:
+        """Loads the newest checkpoint into `model`, if there is one.
+
+        Args:
+            model: The compiled model, built exactly as when it was saved.
+
+        Returns:
+            The number of finished epochs (0 if there is no checkpoint):
+            the `initial_epoch` of the resumed `fit`.
+
+        Raises:
+            ValueError: if the checkpoint was written by a different model
+                (other variable count or shapes).
+        """
+        paths = self.checkpoints()
+        if not paths:
+            self.history = []
+            return 0
+        path = paths[-1]
+        with np.load(path) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        for group, variables in _variable_groups(model).items():
+            count = sum(key.startswith(group + "/") for key in arrays)
+            if count != len(variables):
+                raise ValueError(
+                    f"{path} holds {count} {group} variables but the model "
+                    f"has {len(variables)}: it was written by a different "
+                    "model or configuration. Use a new directory, or delete "
+                    "the old checkpoints."
+                )
+            for i, variable in enumerate(variables):
+                value = arrays[f"{group}/{i}"]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise ValueError(
+                        f"{path}: {group} variable {variable.path} has shape "
+                        f"{tuple(variable.shape)} in the model but "
+                        f"{tuple(value.shape)} in the checkpoint: it was "
+                        "written by a different model or configuration."
+                    )
+        for group, variables in _variable_groups(model).items():
+            for i, variable in enumerate(variables):
+                variable.assign(arrays[f"{group}/{i}"])
+        self.history = list(meta["history"])
+        return int(meta["epochs_done"])
+
+    def save(self, epochs_done: int) -> str:
+        """Writes a checkpoint of `self.model` now; returns its path."""
+        os.makedirs(self.directory, exist_ok=True)
+        arrays = {}
+        for group, variables in _variable_groups(self.model).items():
+            for i, variable in enumerate(variables):
+                arrays[f"{group}/{i}"] = variable.numpy()
+        meta = {"epochs_done": int(epochs_done), "history": self.history}
+        arrays["meta"] = np.array(json.dumps(meta))
+        path = os.path.join(self.directory, f"epoch-{epochs_done:04d}.npz")
+        temporary = path + ".tmp"
+        with open(temporary, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(temporary, path)
+        for old in self.checkpoints()[: -self.max_to_keep]:
+            os.remove(old)
+        return path
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {"epoch": int(epoch)}
+        if self._epoch_start is not None:
+            record["seconds"] = time.perf_counter() - self._epoch_start
+        for name, value in (logs or {}).items():
+            record[name] = float(keras.ops.convert_to_numpy(value))
+        self.history.append(record)
+        self.save(epoch + 1)
+
+
+def _variable_groups(model):
+    """The variables a checkpoint holds, by group, in a fixed order."""
+    groups = {"model": list(model.weights)}
+    optimizers = [model.optimizer] if model.optimizer is not None else []
+    optimizers += list(getattr(model, "block_optimizers", []))
+    for index, optimizer in enumerate(optimizers):
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        variables, seen = [], set()
+        for part in (optimizer, getattr(optimizer, "inner_optimizer", None)):
+            for variable in part.variables if part is not None else []:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    variables.append(variable)
+        groups[f"optimizer_{index}"] = variables
+    return groups

@@ -1,0 +1,85 @@
+"""Tests of localgrad.callbacks.EpochCheckpoint."""
+
+import keras
+import numpy as np
+import pytest
+
+import localgrad
+from localgrad.callbacks import EpochCheckpoint
+
+
+def _model(width=0.125):
+    network = localgrad.models.build("vgg11", (8, 8, 1), 10, width=width)
+    model = localgrad.GreedyModel(network, num_blocks=2, heads="mlp_sr")
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(48, 8, 8, 1)).astype("float32"), rng.integers(
+        0, 10, 48
+    )
+
+
+def _values(variables):
+    return [v.numpy() for v in variables]
+
+
+def test_restore_brings_back_the_whole_training_state(tmp_path):
+    x, y = _data()
+    trained = _model()
+    checkpoint = EpochCheckpoint(str(tmp_path), max_to_keep=2)
+    trained.fit(
+        x, y, batch_size=16, epochs=3, verbose=0, callbacks=[checkpoint]
+    )
+    names = [p.rsplit("/", 1)[-1] for p in checkpoint.checkpoints()]
+    assert names == ["epoch-0002.npz", "epoch-0003.npz"]  # Older pruned.
+
+    fresh = _model()
+    resumed = EpochCheckpoint(str(tmp_path))
+    assert resumed.restore(fresh) == 3
+    assert [record["epoch"] for record in resumed.history] == [0, 1, 2]
+    assert resumed.history[-1]["loss"] == pytest.approx(
+        checkpoint.history[-1]["loss"]
+    )
+    # Weights, BatchNorm statistics and every optimizer's state.
+    moving = [v for v in fresh.weights if "moving_mean" in v.path]
+    assert moving and all(np.any(value != 0) for value in _values(moving))
+    for a, b in zip(_values(trained.weights), _values(fresh.weights)):
+        np.testing.assert_array_equal(a, b)
+    assert int(fresh.optimizer.iterations) == 9  # The global step.
+    for before, after in zip(trained.block_optimizers, fresh.block_optimizers):
+        assert int(after.iterations) == 9
+        for a, b in zip(_values(before.variables), _values(after.variables)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_no_checkpoint_means_epoch_zero(tmp_path):
+    checkpoint = EpochCheckpoint(str(tmp_path / "none"))
+    assert checkpoint.restore(_model()) == 0
+    assert checkpoint.history == []
+
+
+def test_restore_refuses_another_model(tmp_path):
+    x, y = _data()
+    model = _model()
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+        callbacks=[EpochCheckpoint(str(tmp_path))],
+    )
+    with pytest.raises(ValueError, match="different model"):
+        EpochCheckpoint(str(tmp_path)).restore(_model(width=0.25))
+
+
+def test_max_to_keep_must_be_positive():
+    with pytest.raises(ValueError, match="max_to_keep"):
+        EpochCheckpoint("/tmp/unused", max_to_keep=0)
