@@ -1,0 +1,45 @@
+"""CIFAR-10, ResNet-101: backprop, DGL and PredSim with K = 2 and 4.
+
+Run (needs CIFAR-10 as a tfds data set, e.g. built with `tfds build cifar10`
+on a machine with internet access; a GPU is advisable):
+
+    python bin/train.py --config=configs/paper/cifar10_resnet101.py:dgl_k4 \
+        --config.data_dir=$HOME/tensorflow_datasets \
+        --workdir=/tmp/cifar10_resnet101_dgl_k4
+
+Variants: `backprop`, `dgl_k2`, `dgl_k4` (default), `predsim_k2`,
+`predsim_k4`. A decoupling found by a SEDONA search: the `dgl_k4` variant
+with `--config.decoupling=<decoupling.json>`.
+
+Recipe: the CIFAR-10 training set-up of the DGL (Belilovsky et al., ICML
+2020) and SEDONA (Pyeon et al., ICLR 2021) evaluations as summarized for
+this project: full-width ResNet-101, batch 128, SGD with momentum 0.9, learning
+rate 0.1 with cosine decay to 0, weight decay 5e-4, 200 epochs, pad-4 crop
+and horizontal flip; DGL blocks end in `mlp_sr` heads, PredSim blocks in
+`predsim` heads; every block trains at every step. Check the papers'
+appendices for their exact epoch counts before quoting a comparison.
+
+No published figure for ResNet-101 on CIFAR-10 is listed in
+shared/methods.md; the SEDONA paper's tables are the reference to compare
+against.
+"""
+
+from localgrad.train_config import apply_variant, default_config
+
+
+def get_config(variant="dgl_k4"):
+    config = default_config()
+    config.dataset = "cifar10"
+    config.model = "resnet101"
+    config.width = 1.0
+    config.batch_size = 128
+    config.eval_batch_size = 500
+    config.augment = True
+    config.optimizer = "sgd"
+    config.learning_rate = 0.1
+    config.momentum = 0.9
+    config.weight_decay = 5e-4
+    config.lr_schedule = "cosine"
+    config.epochs = 200
+    apply_variant(config, variant)
+    return config

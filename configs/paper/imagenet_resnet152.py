@@ -1,0 +1,48 @@
+"""ImageNet, ResNet-152: backprop, DGL and PredSim with K = 2 and 4.
+
+Run (needs ImageNet built as the tfds `imagenet2012` data set, see
+localgrad.data; several GPUs):
+
+    python bin/train.py --config=configs/paper/imagenet_resnet152.py:dgl_k4 \
+        --config.data_dir=$HOME/tensorflow_datasets \
+        --workdir=/tmp/imagenet_resnet152_dgl_k4
+
+Variants: `backprop`, `dgl_k2`, `dgl_k4` (default), `predsim_k2`,
+`predsim_k4`; a SEDONA decoupling with `dgl_k4` and
+`--config.decoupling=<decoupling.json>`.
+
+Recipe: the standard ImageNet ResNet recipe the DGL and SEDONA papers
+follow, as summarized for this project: batch 256, SGD with momentum 0.9,
+learning rate 0.1 divided by 10 at epochs 30 and 60, weight decay 1e-4,
+90 epochs, random-resized crops to 224 with horizontal flips (resize to
+256 and centre crop for evaluation). On a GPU add
+`--config.mixed_precision=mixed_float16`. On resume the finished epochs'
+data are not replayed (that would decode the whole training set once per
+finished epoch): the resumed run sees a fresh data order.
+
+shared/methods.md lists no ImageNet figure for ResNet-152; the DGL paper
+(Belilovsky et al., ICML 2020) trains it on ImageNet and is the reference.
+"""
+
+from localgrad.train_config import apply_variant, default_config
+
+
+def get_config(variant="dgl_k4"):
+    config = default_config()
+    config.dataset = "imagenet2012"
+    config.model = "resnet152"
+    config.width = 1.0
+    config.batch_size = 256
+    config.eval_batch_size = 250
+    config.augment = True
+    config.optimizer = "sgd"
+    config.learning_rate = 0.1
+    config.momentum = 0.9
+    config.weight_decay = 1e-4
+    config.lr_schedule = "step"
+    config.lr_decay_epochs = (30, 60)
+    config.lr_decay_factor = 0.1
+    config.epochs = 90
+    config.replay_data_on_resume = False
+    apply_variant(config, variant)
+    return config

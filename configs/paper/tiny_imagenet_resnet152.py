@@ -1,0 +1,45 @@
+"""Tiny-ImageNet, ResNet-152: backprop, DGL and PredSim with K = 2 and 4.
+
+Run (needs the tiny-imagenet-200 folder, unzipped; a GPU):
+
+    python bin/train.py \
+        --config=configs/paper/tiny_imagenet_resnet152.py:dgl_k4 \
+        --config.data_dir=/data/tiny-imagenet-200 \
+        --workdir=/tmp/tiny_imagenet_resnet152_dgl_k4
+
+Variants: `backprop`, `dgl_k2`, `dgl_k4` (default), `predsim_k2`,
+`predsim_k4`; a SEDONA decoupling with `dgl_k4` and
+`--config.decoupling=<decoupling.json>` (SEDONA searched on CIFAR-10 and
+transferred the decoupling to Tiny-ImageNet).
+
+Recipe: the CIFAR-10 recipe (SGD momentum 0.9, learning rate 0.1 with cosine
+decay, weight decay 5e-4, batch 128) on 64x64 images with pad-4 crop and
+horizontal flip, 100 epochs; ResNet-152 at full width with the ImageNet stem
+(localgrad.models.build gives it to images of 64 pixels per side and more),
+so its last stage sees 2x2 maps. This is an assumed recipe, not one taken
+from a paper: shared/methods.md lists no Tiny-ImageNet figure, and the
+SEDONA paper (Pyeon et al., ICLR 2021) is the one to compare against.
+On resume the finished epochs' data are not replayed (it would decode
+100,000 JPEGs per epoch): the resumed run sees a fresh data order.
+"""
+
+from localgrad.train_config import apply_variant, default_config
+
+
+def get_config(variant="dgl_k4"):
+    config = default_config()
+    config.dataset = "tiny_imagenet"
+    config.model = "resnet152"
+    config.width = 1.0
+    config.batch_size = 128
+    config.eval_batch_size = 500
+    config.augment = True
+    config.optimizer = "sgd"
+    config.learning_rate = 0.1
+    config.momentum = 0.9
+    config.weight_decay = 5e-4
+    config.lr_schedule = "cosine"
+    config.epochs = 100
+    config.replay_data_on_resume = False
+    apply_variant(config, variant)
+    return config

@@ -1,0 +1,78 @@
+"""Runs bin/train.py end to end: overrides, a kill, and the resumed run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+EPOCHS = 6
+
+
+def _command(workdir):
+    return [
+        sys.executable,
+        os.path.join(ROOT, "bin", "train.py"),
+        "--config=" + os.path.join(ROOT, "configs", "tiny.py"),
+        f"--workdir={workdir}",
+        "--config.num_blocks=2",
+        f"--config.epochs={EPOCHS}",
+    ]
+
+
+def _environment():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def test_killed_run_resumes_and_finishes(tmp_path):
+    workdir = tmp_path / "run"
+    first_checkpoint = workdir / "checkpoints" / "epoch-0001.npz"
+    first = subprocess.Popen(
+        _command(workdir),
+        cwd=str(tmp_path),
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not first_checkpoint.exists():
+        assert first.poll() is None, first.communicate()[0]
+        assert time.monotonic() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    assert first.returncode == -signal.SIGKILL
+    assert not (workdir / "metrics.json").exists()  # It did not finish.
+    done = sorted(os.listdir(workdir / "checkpoints"))
+    epochs_done = int(done[-1][len("epoch-") : -len(".npz")])
+    assert 1 <= epochs_done < EPOCHS
+
+    second = subprocess.run(
+        _command(workdir),
+        cwd=str(tmp_path),
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    # Not a terminal: one line per epoch, and only the missing epochs ran.
+    assert "Epoch 1/" not in second.stdout
+    assert f"Epoch {epochs_done + 1}/{EPOCHS}" in second.stdout
+    assert f"Epoch {EPOCHS}/{EPOCHS}" in second.stdout
+    epoch_lines = [
+        line for line in second.stdout.splitlines() if "/step - " in line
+    ]
+    assert len(epoch_lines) == EPOCHS - epochs_done, second.stdout
+    with open(workdir / "metrics.json") as file:
+        metrics = json.load(file)
+    assert [r["epoch"] for r in metrics["history"]] == list(range(EPOCHS))
+    assert metrics["num_blocks"] == 2  # The command-line override.
+    assert len(metrics["heads"]) == 2
+    with open(workdir / "config.json") as file:
+        assert json.load(file)["num_blocks"] == 2
+    assert (workdir / "model.keras").exists()
+    assert (workdir / "accuracy_by_block.png").exists()

@@ -1,0 +1,245 @@
+"""Tests of localgrad.train_lib on configs/tiny.py (digits, thin VGG-11)."""
+
+import glob
+import importlib.util
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import localgrad
+from localgrad import train_config, train_lib
+
+CONFIGS = os.path.join(os.path.dirname(__file__), os.pardir, "configs")
+
+
+def _load_config_module(path):
+    spec = importlib.util.spec_from_file_location("config_module", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_config():
+    return _load_config_module(os.path.join(CONFIGS, "tiny.py")).get_config()
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    """Stands for a kill after the first checkpoint was written."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise _Interrupt()
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """Two uninterrupted epochs of the tiny config."""
+    workdir = str(tmp_path_factory.mktemp("full"))
+    config = _tiny_config()
+    metrics = train_lib.train_and_evaluate(config, workdir)
+    return workdir, config, metrics
+
+
+def _tags(directory):
+    tags = set()
+    for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_writes_every_artefact(full_run):
+    workdir, config, metrics = full_run
+    with open(os.path.join(workdir, "config.json")) as file:
+        assert json.load(file) == json.loads(json.dumps(config.to_dict()))
+    checkpoints = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+    assert checkpoints == ["epoch-0001.npz", "epoch-0002.npz"]
+    with open(os.path.join(workdir, "accuracy_by_block.png"), "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+    tags = _tags(os.path.join(workdir, "tensorboard", "train"))
+    for block in range(3):  # Keras' per-block scalars, and ours.
+        assert f"epoch_block_{block}_loss" in tags
+        assert f"epoch_block_{block}_accuracy" in tags
+        assert f"epoch_block_{block}_learning_rate" in tags
+    assert "epoch_examples_per_second" in tags
+    with open(os.path.join(workdir, "metrics.json")) as file:
+        assert json.load(file) == json.loads(json.dumps(metrics))
+    assert [record["epoch"] for record in metrics["history"]] == [0, 1]
+    assert metrics["examples_per_second"] > 0
+    assert metrics["wall_time_seconds"] >= metrics["train_seconds"] > 0
+    # 1,437 digits in whole batches of 64.
+    assert metrics["steps_per_epoch"] == 1437 // 64
+
+
+def test_metrics_match_the_saved_model(full_run):
+    workdir, config, metrics = full_run
+    model = keras.saving.load_model(os.path.join(workdir, "model.keras"))
+    test = localgrad.data.load("digits", "test", batch_size=512)
+    results = model.evaluate(test, return_dict=True, verbose=0)
+    heads = metrics["heads"]
+    assert [head["depth"] for head in heads] == [3, 5, 8]
+    assert [head["head"] for head in heads] == [
+        "mlp_sr",
+        "mlp_sr",
+        "classifier",
+    ]
+    for block, head in enumerate(heads):
+        assert head["test_accuracy"] == pytest.approx(
+            results[f"block_{block}_accuracy"], abs=1e-6
+        )
+    assert metrics["test_accuracy"] == pytest.approx(
+        results["accuracy"], abs=1e-6
+    )
+    assert metrics["test_accuracy"] > 0.3  # Learned something (chance 0.1).
+
+
+def test_resume_continues_exactly(full_run, tmp_path):
+    full_dir, config, _ = full_run
+    workdir = str(tmp_path)
+    with pytest.raises(_Interrupt):
+        train_lib.train_and_evaluate(
+            config, workdir, callbacks=[_InterruptAfterFirstEpoch()]
+        )
+    assert os.listdir(os.path.join(workdir, "checkpoints")) == [
+        "epoch-0001.npz"
+    ]
+    assert not os.path.exists(os.path.join(workdir, "model.keras"))
+    recorder = _EpochRecorder()
+    metrics = train_lib.train_and_evaluate(
+        config, workdir, callbacks=[recorder]
+    )
+    assert recorder.epochs == [1]  # Only the missing epoch ran.
+    assert [record["epoch"] for record in metrics["history"]] == [0, 1]
+    last = np.load(os.path.join(workdir, "checkpoints", "epoch-0002.npz"))
+    steps = metrics["steps_per_epoch"]
+    for group in ("optimizer_0", "optimizer_1", "optimizer_2", "optimizer_3"):
+        assert int(last[f"{group}/0"]) == 2 * steps  # Iterations.
+    # Same seed and the same data order: the same weights as in one go.
+    resumed = keras.saving.load_model(os.path.join(workdir, "model.keras"))
+    whole = keras.saving.load_model(os.path.join(full_dir, "model.keras"))
+    for a, b in zip(whole.weights, resumed.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_resume_refuses_a_changed_config(full_run):
+    workdir, config, _ = full_run
+    changed = _tiny_config()
+    changed.learning_rate = 0.5
+    with pytest.raises(ValueError, match="learning_rate"):
+        train_lib.train_and_evaluate(changed, workdir)
+
+
+def test_predsim_sequential_with_label_smoothing(tmp_path):
+    config = _tiny_config()
+    config.method = "predsim"
+    config.boundaries = (1, 3)  # PredSim heads need maps of 2x2 or more.
+    config.schedule = "sequential"
+    config.label_smoothing = 0.1
+    config.steps_per_epoch = 6
+    config.validation_fraction = 0.1
+    metrics = train_lib.train_and_evaluate(config, str(tmp_path))
+    assert [head["head"] for head in metrics["heads"]] == [
+        "predsim",
+        "predsim",
+        "classifier",
+    ]
+    assert metrics["boundaries"] == [1, 3]
+    history = metrics["history"]
+    assert "val_accuracy" in history[0]
+    # 12 steps, 4 per block: after epoch 0 (6 steps) block 0 is done, block
+    # 1 is half-way through its own cosine schedule, block 2 not started.
+    rates = _block_learning_rates(str(tmp_path / "tensorboard" / "train"))
+    np.testing.assert_allclose(
+        rates,
+        [0.0, config.learning_rate / 2, config.learning_rate],
+        atol=1e-7,
+    )
+
+
+def _block_learning_rates(directory, epoch=0):
+    rates = {}
+    for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag.endswith("_learning_rate") and (
+                    event.step == epoch and value.tag.startswith("epoch_block")
+                ):
+                    block = int(value.tag.split("_")[2])
+                    rates[block] = float(tf.make_ndarray(value.tensor))
+    return [rates[block] for block in sorted(rates)]
+
+
+def test_missing_data_fail_before_any_model_is_built(tmp_path, monkeypatch):
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("the model was built before the data loaded")
+
+    monkeypatch.setattr(localgrad.models, "build", must_not_build)
+    config = _tiny_config()
+    config.dataset = "mnist"
+    config.data_dir = str(tmp_path / "no_such_directory")
+    with pytest.raises(FileNotFoundError, match="mnist"):
+        train_lib.train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_bad_config_is_a_clear_value_error(tmp_path):
+    config = _tiny_config()
+    config.schedule = "zigzag"
+    with pytest.raises(ValueError, match="Unknown schedule 'zigzag'"):
+        train_lib.train_and_evaluate(config, str(tmp_path))
+    assert not os.path.exists(os.path.join(tmp_path, "config.json"))
+
+
+PAPER_VARIANTS = ("backprop", "dgl_k2", "dgl_k4", "predsim_k2", "predsim_k4")
+
+
+@pytest.mark.parametrize(
+    "name, variants",
+    [
+        ("tiny.py", (None,)),
+        ("quickstart.py", (None,)),
+        ("fashion_mnist.py", ("backprop", "dgl", "predsim")),
+        ("paper/cifar10_vgg19.py", PAPER_VARIANTS),
+        ("paper/cifar10_resnet50.py", PAPER_VARIANTS),
+        ("paper/cifar10_resnet101.py", PAPER_VARIANTS),
+        ("paper/cifar10_resnet152.py", PAPER_VARIANTS),
+        ("paper/tiny_imagenet_resnet101.py", PAPER_VARIANTS),
+        ("paper/tiny_imagenet_resnet152.py", PAPER_VARIANTS),
+        ("paper/imagenet_resnet101.py", PAPER_VARIANTS),
+        ("paper/imagenet_resnet152.py", PAPER_VARIANTS),
+    ],
+)
+def test_every_config_is_valid(name, variants):
+    module = _load_config_module(os.path.join(CONFIGS, name))
+    assert "bin/train.py --config=" in " ".join(module.__doc__.split())
+
+    def get(variant):
+        return module.get_config(*([] if variant is None else [variant]))
+
+    base = get(variants[0])
+    methods = set()
+    for variant in variants:
+        config = get(variant)
+        train_config.check_config(config)
+        assert config.model in localgrad.models.MODEL_NAMES
+        assert config.dataset in localgrad.data.DATASET_NAMES
+        methods.add((config.method, config.num_blocks))
+        # Variants of one module differ only in method and blocks.
+        differing = {key for key in config.keys() if config[key] != base[key]}
+        assert differing <= {"method", "num_blocks"}
+    assert len(methods) == len(variants)
