@@ -79,7 +79,8 @@ def default_config() -> config_dict.ConfigDict:
     config.steps_per_execution = 1
     # On resume, read (and drop) the batches of the finished epochs, so
     # that the resumed run sees exactly the data of an uninterrupted one.
-    # Cheap for in-memory data; turn off for ImageNet-sized data.
+    # Cheap for in-memory data; turn off for ImageNet-sized data (the
+    # resumed run then starts the data order over).
     config.replay_data_on_resume = True
     config.keep_checkpoints = 2
     return config

@@ -13,7 +13,9 @@ Layout of the work directory:
   `BlockSummaries` (per-block learning rates, examples per second);
 - `model.keras`: the trained GreedyModel;
 - `metrics.json`: test accuracy of the classifier and of every head,
-  per-epoch history, wall time, examples per second;
+  per-epoch history, `train_seconds` and `examples_per_second` (over all
+  epochs, those of an interrupted earlier invocation included) and
+  `wall_time_seconds` (of this invocation);
 - `accuracy_by_block.png`: test accuracy of every head against depth.
 """
 
@@ -59,7 +61,8 @@ def train_and_evaluate(
     Checks the config, loads the data (so that missing data fail at once),
     builds and compiles the model, restores the newest checkpoint in
     `workdir/checkpoints`, trains the remaining epochs, then writes the
-    model, the test metrics and the accuracy-by-block plot.
+    model, the test metrics and the accuracy-by-block plot. Prints Keras'
+    progress bar when stdout is a terminal, one line per epoch otherwise.
 
     Example:
 
@@ -303,12 +306,11 @@ def _metrics(config, model, data, test, history):
                 "test_accuracy": float(test[f"block_{block}_accuracy"]),
             }
         )
-    train_seconds = sum(
-        data.examples_per_epoch / record["examples_per_second"]
-        for record in history
-        if record.get("examples_per_second")
-    )
-    examples = data.examples_per_epoch * len(history)
+    timed = [
+        r["examples_per_second"] for r in history if "examples_per_second" in r
+    ]
+    train_seconds = sum(data.examples_per_epoch / rate for rate in timed)
+    examples = data.examples_per_epoch * len(timed)
     return {
         "test_accuracy": float(test["accuracy"]),
         "test_loss": float(test[f"block_{model.num_blocks - 1}_loss"]),

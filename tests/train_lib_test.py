@@ -135,6 +135,12 @@ def test_resume_continues_exactly(full_run, tmp_path):
     whole = keras.saving.load_model(os.path.join(full_dir, "model.keras"))
     for a, b in zip(whole.weights, resumed.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # A finished run started again trains nothing and reports the same.
+    again = _EpochRecorder()
+    repeated = train_lib.train_and_evaluate(config, workdir, callbacks=[again])
+    assert again.epochs == []
+    assert repeated["test_accuracy"] == metrics["test_accuracy"]
+    assert repeated["history"] == metrics["history"]
 
 
 def test_resume_refuses_a_changed_config(full_run):

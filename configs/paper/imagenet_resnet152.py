@@ -18,7 +18,8 @@ learning rate 0.1 divided by 10 at epochs 30 and 60, weight decay 1e-4,
 256 and centre crop for evaluation). On a GPU add
 `--config.mixed_precision=mixed_float16`. On resume the finished epochs'
 data are not replayed (that would decode the whole training set once per
-finished epoch): the resumed run sees a fresh data order.
+finished epoch): the resumed run starts the data order over, so it is not
+bit-identical to an uninterrupted one.
 
 shared/methods.md lists no ImageNet figure for ResNet-152; the DGL paper
 (Belilovsky et al., ICML 2020) trains it on ImageNet and is the reference.

@@ -20,7 +20,8 @@ so its last stage sees 2x2 maps. This is an assumed recipe, not one taken
 from a paper: shared/methods.md lists no Tiny-ImageNet figure, and the
 SEDONA paper (Pyeon et al., ICLR 2021) is the one to compare against.
 On resume the finished epochs' data are not replayed (it would decode
-100,000 JPEGs per epoch): the resumed run sees a fresh data order.
+100,000 JPEGs per finished epoch): the resumed run starts the data order
+over, so it is not bit-identical to an uninterrupted one.
 """
 
 from localgrad.train_config import apply_variant, default_config
