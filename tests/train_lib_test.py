@@ -191,6 +191,37 @@ def _block_learning_rates(directory, epoch=0):
     return [rates[block] for block in sorted(rates)]
 
 
+def test_decoupling_file_sets_boundaries_and_heads(tmp_path):
+    from localgrad.search import make_decoupling, write_decoupling
+
+    network = localgrad.models.build("vgg11", (8, 8, 1), 10, width=0.125)
+    alpha = np.tile([0.5, 0.5], (network.num_units - 1, 1))
+    alpha[0], alpha[3] = [0.9, 0.1], [0.8, 0.2]  # Units 1 and 4: local.
+    beta = np.tile([0.2, 0.8], (network.num_units - 1, 1))  # "linear".
+    path = str(tmp_path / "decoupling.json")
+    write_decoupling(
+        path,
+        make_decoupling(
+            network.architecture,
+            network.unit_names,
+            ["mlp_sr", "linear"],
+            alpha,
+            beta,
+        ),
+    )
+    config = _tiny_config()
+    config.decoupling = path
+    config.epochs = 1
+    config.steps_per_epoch = 2
+    metrics = train_lib.train_and_evaluate(config, str(tmp_path / "run"))
+    assert metrics["boundaries"] == [1, 4]
+    assert [head["head"] for head in metrics["heads"]] == [
+        "linear",
+        "linear",
+        "classifier",
+    ]
+
+
 def test_missing_data_fail_before_any_model_is_built(tmp_path, monkeypatch):
     def must_not_build(*args, **kwargs):
         raise AssertionError("the model was built before the data loaded")
