@@ -17,7 +17,7 @@ order) so that load from other processes on the machine falls on all of
 them alike. Sizes: the `.keras` file, the SavedModel directory and the
 parameter bytes each holds (the exported ones are the network's alone).
 
-Run (about 10 minutes on 2 CPU cores):
+Run (about 15 minutes on 2 CPU cores):
 
     python bench/export_latency.py --models=vgg19,resnet50 \
         --output=bench/results/export_latency.json
@@ -37,7 +37,7 @@ flags.DEFINE_integer("num_blocks", 4, "Blocks K of the training model.")
 flags.DEFINE_float("width", 1.0, "Network width.")
 flags.DEFINE_integer("warmup", 3, "Untimed calls per form and batch size.")
 flags.DEFINE_integer("repeats_small", 60, "Timed calls at batch size 1.")
-flags.DEFINE_integer("repeats_large", 12, "Timed calls at larger batches.")
+flags.DEFINE_integer("repeats_large", 25, "Timed calls at larger batches.")
 flags.DEFINE_string("output", "", "Where to write the JSON results.")
 FLAGS = flags.FLAGS
 

@@ -24,6 +24,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from localgrad.ensemble import check_num_heads, ensemble_log_probs
@@ -211,7 +212,7 @@ def resolve_early_exits(early_exits, num_blocks: int) -> list:
         )
     blocks = []
     for block in early_exits:
-        if isinstance(block, bool) or not isinstance(block, int):
+        if isinstance(block, bool) or not isinstance(block, (int, np.integer)):
             raise ValueError(
                 f"early_exits holds {block!r}; block indices are ints in "
                 f"0..{num_blocks - 2}."
@@ -229,7 +230,7 @@ def resolve_early_exits(early_exits, num_blocks: int) -> list:
                 f"with {num_blocks} block(s); use indices in "
                 f"0..{num_blocks - 2} (blocks count from 0)."
             )
-        blocks.append(block)
+        blocks.append(int(block))
     return sorted(set(blocks))
 
 
