@@ -14,7 +14,15 @@ model.fit(x, y, epochs=3,
 ```
 """
 
-from localgrad import boundaries, callbacks, data, heads, models
+from localgrad import (
+    boundaries,
+    callbacks,
+    data,
+    ensemble,
+    export,
+    heads,
+    models,
+)
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 from localgrad.profile import UnitProfile, format_profile, profile

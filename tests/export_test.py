@@ -237,7 +237,7 @@ def test_each_endpoint_adds_only_the_heads_it_uses():
 
 
 def test_tflite_signatures_match_the_saved_model(tmp_path):
-    model = _model("vgg11", 4, heads=["light1", "linear", "light2"])
+    model = _model("vgg11", 4, heads=["mlp_sr", "linear", "light2"])
     path = str(tmp_path / "lite")
     summary = export.save(
         model, path, ensemble=2, early_exits=[0, 2], tflite=True

@@ -92,8 +92,13 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
         cols = ops.cast(
             adaptive_pool_matrix(width, self.output_size[1]), inputs.dtype
         )
-        pooled = ops.einsum("ih,bhwc->biwc", rows, inputs)
-        return ops.einsum("jw,biwc->bijc", cols, pooled)
+        # Two matmuls over the last axis (not einsum), which TFLite converts
+        # for a dynamic batch size.
+        columns_last = ops.transpose(inputs, (0, 2, 3, 1))  # (b, w, c, h)
+        pooled = ops.matmul(columns_last, ops.transpose(rows))  # (b, w, c, i)
+        rows_last = ops.transpose(pooled, (0, 3, 2, 1))  # (b, i, c, w)
+        pooled = ops.matmul(rows_last, ops.transpose(cols))  # (b, i, c, j)
+        return ops.transpose(pooled, (0, 1, 3, 2))  # (b, i, j, c)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],) + self.output_size + (input_shape[3],)
