@@ -119,6 +119,75 @@ def apply_variant(config: config_dict.ConfigDict, variant: str) -> None:
     config.num_blocks = int(blocks)
 
 
+# The published training set-ups (DGL, ICML 2020; SEDONA, ICLR 2021):
+# what configs/paper/ runs for each data set.
+PAPER_RECIPES = {
+    "cifar10": dict(
+        batch_size=128,
+        eval_batch_size=500,
+        learning_rate=0.1,
+        weight_decay=5e-4,
+        lr_schedule="cosine",
+        epochs=200,
+    ),
+    "tiny_imagenet": dict(
+        batch_size=128,
+        eval_batch_size=500,
+        learning_rate=0.1,
+        weight_decay=5e-4,
+        lr_schedule="cosine",
+        epochs=100,
+        replay_data_on_resume=False,
+    ),
+    "imagenet2012": dict(
+        batch_size=256,
+        eval_batch_size=250,
+        learning_rate=0.1,
+        weight_decay=1e-4,
+        lr_schedule="step",
+        lr_decay_epochs=(30, 60),
+        lr_decay_factor=0.1,
+        epochs=90,
+        replay_data_on_resume=False,
+    ),
+}
+
+
+def paper_recipe(
+    dataset: str, model: str, variant: str
+) -> config_dict.ConfigDict:
+    """The published recipe for a full-width `model` on `dataset`.
+
+    SGD with momentum 0.9 and the data set's standard augmentation, with
+    the batch size, learning-rate schedule, weight decay and epochs of
+    `PAPER_RECIPES`; `variant` as in `apply_variant`.
+
+    Example:
+
+    ```python
+    config = paper_recipe("cifar10", "vgg19", "dgl_k4")
+    ```
+
+    Raises:
+        ValueError: for a data set without a recipe, or a bad variant.
+    """
+    if dataset not in PAPER_RECIPES:
+        raise ValueError(
+            f"No paper recipe for {dataset!r}; recipes exist for "
+            f"{', '.join(PAPER_RECIPES)}."
+        )
+    config = default_config()
+    config.dataset = dataset
+    config.model = model
+    config.width = 1.0
+    config.augment = True
+    config.optimizer = "sgd"
+    config.momentum = 0.9
+    config.update(PAPER_RECIPES[dataset])
+    apply_variant(config, variant)
+    return config
+
+
 def check_config(config: config_dict.ConfigDict) -> None:
     """Raises a `ValueError` naming the first bad field of `config`.
 

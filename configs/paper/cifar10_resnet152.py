@@ -25,22 +25,8 @@ Pyeon et al., ICLR 2021; listed in shared/methods.md section 3): backprop
 test_accuracy is 1 - error.
 """
 
-from localgrad.train_config import apply_variant, default_config
+from localgrad.train_config import paper_recipe
 
 
 def get_config(variant="dgl_k4"):
-    config = default_config()
-    config.dataset = "cifar10"
-    config.model = "resnet152"
-    config.width = 1.0
-    config.batch_size = 128
-    config.eval_batch_size = 500
-    config.augment = True
-    config.optimizer = "sgd"
-    config.learning_rate = 0.1
-    config.momentum = 0.9
-    config.weight_decay = 5e-4
-    config.lr_schedule = "cosine"
-    config.epochs = 200
-    apply_variant(config, variant)
-    return config
+    return paper_recipe("cifar10", "resnet152", variant)

@@ -27,25 +27,8 @@ backprop 21.34 %, DGL 23.13 %, SEDONA 21.32 % (at 2.01x backprop's training
 speed; DGL 1.92x).
 """
 
-from localgrad.train_config import apply_variant, default_config
+from localgrad.train_config import paper_recipe
 
 
 def get_config(variant="dgl_k4"):
-    config = default_config()
-    config.dataset = "imagenet2012"
-    config.model = "resnet101"
-    config.width = 1.0
-    config.batch_size = 256
-    config.eval_batch_size = 250
-    config.augment = True
-    config.optimizer = "sgd"
-    config.learning_rate = 0.1
-    config.momentum = 0.9
-    config.weight_decay = 1e-4
-    config.lr_schedule = "step"
-    config.lr_decay_epochs = (30, 60)
-    config.lr_decay_factor = 0.1
-    config.epochs = 90
-    config.replay_data_on_resume = False
-    apply_variant(config, variant)
-    return config
+    return paper_recipe("imagenet2012", "resnet101", variant)

@@ -24,23 +24,8 @@ On resume the finished epochs' data are not replayed (it would decode
 over, so it is not bit-identical to an uninterrupted one.
 """
 
-from localgrad.train_config import apply_variant, default_config
+from localgrad.train_config import paper_recipe
 
 
 def get_config(variant="dgl_k4"):
-    config = default_config()
-    config.dataset = "tiny_imagenet"
-    config.model = "resnet101"
-    config.width = 1.0
-    config.batch_size = 128
-    config.eval_batch_size = 500
-    config.augment = True
-    config.optimizer = "sgd"
-    config.learning_rate = 0.1
-    config.momentum = 0.9
-    config.weight_decay = 5e-4
-    config.lr_schedule = "cosine"
-    config.epochs = 100
-    config.replay_data_on_resume = False
-    apply_variant(config, variant)
-    return config
+    return paper_recipe("tiny_imagenet", "resnet101", variant)
