@@ -9,6 +9,8 @@ lets TensorFlow keep earlier blocks' tensors alive and does not lower the
 peak.) The hand-over between blocks is the block's output alone, detached.
 """
 
+import functools
+
 import tensorflow as tf
 
 
@@ -53,11 +55,10 @@ class BlockSteps:
         return self._forward[block](features)
 
     def _distributed_function(self, replica_fn):
-        strategy = self._strategy
-
-        def run(*args):
-            return strategy.run(replica_fn, args=args)
-
+        # A partial per block, not a shared closure: TensorFlow counts
+        # traces per code object, and K blocks' first traces are not the
+        # "frequent retracing" it warns about.
+        run = functools.partial(_run_on_replicas, self._strategy, replica_fn)
         if self._eager:
             return run
         return tf.function(run, reduce_retracing=True)
@@ -107,3 +108,7 @@ class BlockSteps:
         if self._jit:
             forward = tf.function(forward, jit_compile=True)
         return forward
+
+
+def _run_on_replicas(strategy, replica_fn, *args):
+    return strategy.run(replica_fn, args=args)
