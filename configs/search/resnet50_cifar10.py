@@ -1,0 +1,38 @@
+"""SEDONA search for ResNet-50 on CIFAR-10 (the paper's budget).
+
+Run (needs CIFAR-10 as a tfds data set, e.g. built with `tfds build
+cifar10` on a machine with internet access; a GPU is advisable):
+
+    python bin/search.py --config=configs/search/resnet50_cifar10.py \
+        --config.data_dir=$HOME/tensorflow_datasets \
+        --workdir=/tmp/search_resnet50
+
+then train the K = 4 decoupling it found:
+
+    python bin/train.py --config=configs/paper/cifar10_resnet50.py:dgl_k4 \
+        --config.decoupling=/tmp/search_resnet50/decoupling.json \
+        --config.num_blocks=4 --config.data_dir=$HOME/tensorflow_datasets \
+        --workdir=/tmp/resnet50_sedona_k4
+
+The budget is the VGG-19 search's (configs/search/vgg19_cifar10.py): 40 %
+held out, warm-up with 50 snapshots, 2000 meta-iterations of T = 5, Adam
+lr 1e-2 betas (0.5, 0.999) on (alpha, beta), the 4 light heads as
+candidates after every residual unit. Deep ResNets make the T = 5 unroll
+memory-hungry: --config.first_order=True drops the second-order terms.
+"""
+
+from localgrad.search.search_config import default_search_config
+
+
+def get_config():
+    config = default_search_config()
+    config.model = "resnet50"
+    config.width = 1.0
+    config.dataset = "cifar10"
+    config.augment = True
+    config.batch_size = 128
+    config.meta_iterations = 2000
+    config.inner_steps = 5
+    config.memory_size = 50
+    config.warmup_steps = 50_000
+    return config

@@ -1,0 +1,42 @@
+"""SEDONA search for VGG-19 on CIFAR-10 (the paper's budget).
+
+Run (needs CIFAR-10 as a tfds data set, e.g. built with `tfds build
+cifar10` on a machine with internet access; a GPU is advisable):
+
+    python bin/search.py --config=configs/search/vgg19_cifar10.py \
+        --config.data_dir=$HOME/tensorflow_datasets --workdir=/tmp/search
+
+then train the K = 4 decoupling it found:
+
+    python bin/train.py --config=configs/paper/cifar10_vgg19.py:dgl_k4 \
+        --config.decoupling=/tmp/search/decoupling.json \
+        --config.num_blocks=4 --config.data_dir=$HOME/tensorflow_datasets \
+        --workdir=/tmp/vgg19_sedona_k4
+
+Budget (Pyeon et al., ICLR 2021; methods.md §3): 40 % of the training set
+held out for the outer objective; a warm-up of the relaxed supernet (all 4
+light heads on every non-last unit, alpha = beta = 0; SGD momentum 0.9, lr
+0.1 cosine to 1e-3, weight decay 1e-4, label smoothing 0.1, batch 128)
+keeping 50 snapshots; 2000 meta-iterations of T = 5 unrolled steps, Adam
+on (alpha, beta) with lr 1e-2 and betas (0.5, 0.999). The warm-up length,
+50,000 steps, is the released search code's default schedule length, not
+a figure from the paper; shorten it with --config.warmup_steps. If the
+T = 5 unroll does not fit in memory, --config.first_order=True drops the
+second-order terms (see localgrad/search/meta_step.py).
+"""
+
+from localgrad.search.search_config import default_search_config
+
+
+def get_config():
+    config = default_search_config()
+    config.model = "vgg19"
+    config.width = 1.0
+    config.dataset = "cifar10"
+    config.augment = True
+    config.batch_size = 128
+    config.meta_iterations = 2000
+    config.inner_steps = 5
+    config.memory_size = 50
+    config.warmup_steps = 50_000
+    return config

@@ -1,0 +1,53 @@
+"""SEDONA: searching where to decouple a network, and with which heads.
+
+A search (Pyeon et al., ICLR 2021; methods.md §3) relaxes the choice of
+block boundaries and auxiliary heads into continuous decision variables
+(alpha, beta), learns them by meta-gradients through unrolled training
+steps, and discretizes them into a decoupling for any number of blocks K.
+
+Example:
+
+```python
+import localgrad
+net = localgrad.models.build("vgg19", (32, 32, 3), 10)
+result = localgrad.search.Search(net).run(x_train, y_train,
+                                          workdir="/tmp/search")
+boundaries, heads = localgrad.search.discretize(result, num_blocks=4)
+model = localgrad.GreedyModel.from_decoupling(
+    net, "/tmp/search/decoupling.json", num_blocks=4)
+```
+"""
+
+from localgrad.search.decoupling_file import (
+    Decoupling,
+    make_decoupling,
+    read_decoupling,
+    write_decoupling,
+)
+from localgrad.search.discretize import discretize
+from localgrad.search.gates import gate, relaxed_loss, smoothed_cross_entropy
+from localgrad.search.meta_step import MetaStep
+from localgrad.search.result import SearchResult
+from localgrad.search.search import Search
+from localgrad.search.state import SupernetState
+from localgrad.search.supernet import DEFAULT_HEADS, RelaxedSupernet
+from localgrad.search.weight_memory import Snapshot, WeightMemory
+
+__all__ = [
+    "DEFAULT_HEADS",
+    "Decoupling",
+    "MetaStep",
+    "RelaxedSupernet",
+    "Search",
+    "SearchResult",
+    "Snapshot",
+    "SupernetState",
+    "WeightMemory",
+    "discretize",
+    "gate",
+    "make_decoupling",
+    "read_decoupling",
+    "relaxed_loss",
+    "smoothed_cross_entropy",
+    "write_decoupling",
+]
