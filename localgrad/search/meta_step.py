@@ -186,24 +186,25 @@ class MetaStep:
     ):
         """The objective after T inner steps (T = len(train_x)).
 
-        Under XLA the inner steps run in a `tf.while_loop`, so the traced
-        graph (and its gradient) holds one step whatever T is. Otherwise
-        they are unrolled in Python: TensorFlow's graph runtime can fail on
-        the gradient of that loop in large graphs (grappler turns gradient
-        sums into `AccumulateNV2`, whose temporary variables collide
-        across calls: AlreadyExistsError).
+        The T steps are unrolled in the traced graph, so tracing and XLA
+        compilation take about T times a step's. (A `tf.while_loop` would
+        trace one step, but XLA cannot compile the gradient of some heads'
+        ops inside it, and TensorFlow's graph runtime fails on it in large
+        graphs: grappler turns gradient sums into `AccumulateNV2`, whose
+        temporary variables collide across calls.)
         """
         probs = self._probs(alpha, beta)
         num_steps = train_x.shape[0]
         updates = num_steps - int(self.objective == "train_last")
 
-        def inner_step(step, trainable, velocities):
+        trainable, velocities = state.trainable, state.velocities
+        for step in range(updates):
             _, gradients, _ = self._loss_and_gradients(
                 trainable,
                 state.non_trainable,
                 probs,
-                tf.gather(train_x, step),
-                tf.gather(train_y, step),
+                train_x[step],
+                train_y[step],
             )
             trainable, velocities = sgd_momentum_step(
                 trainable,
@@ -213,21 +214,6 @@ class MetaStep:
                 self.momentum,
                 self.weight_decay,
             )
-            return step + 1, tuple(trainable), tuple(velocities)
-
-        carry = (tf.constant(0), tuple(state.trainable), state.velocities)
-        if self.jit_compile and updates > 1:
-            carry = tf.while_loop(
-                lambda step, *_: step < updates,
-                inner_step,
-                carry,
-                maximum_iterations=updates,
-                parallel_iterations=1,
-            )
-        else:
-            for _ in range(updates):
-                carry = inner_step(*carry)
-        trainable = carry[1]
         if self.objective == "train_last":
             # The loss as a function, as finite differences see it: no
             # gate acts on the outer gradient (detach is the identity).
