@@ -7,12 +7,13 @@ are read but never updated (each inner step normalizes with its batch's
 statistics; the new moving statistics `stateless_call` returns are
 dropped). An outer `tf.GradientTape` records the whole unroll, inner tapes
 included, so the objective after T steps differentiates with respect to
-(alpha, beta).
+(alpha, beta). Two details keep those second derivatives exact: the gates
+detach for the inner tape only (`gates.tape_detach`), and batch moments
+are taken without `tf.nn.moments`' stop-gradient (`exact_moments`).
 """
 
 import functools
 
-import keras
 import tensorflow as tf
 from keras import ops
 
@@ -276,21 +277,3 @@ def _positions(variables, all_variables) -> list:
             "The network's variables are not all in the supernet; build the "
             "RelaxedSupernet on this network."
         ) from error
-
-
-def network_logits(supernet, state: SupernetState, x) -> keras.KerasTensor:
-    """The network's inference-mode logits for a state (for monitoring)."""
-    network = supernet.network
-    trainable = _positions(
-        network.trainable_variables, supernet.trainable_variables
-    )
-    non_trainable = _positions(
-        network.non_trainable_variables, supernet.non_trainable_variables
-    )
-    logits, _ = network.stateless_call(
-        [state.trainable[i] for i in trainable],
-        [state.non_trainable[i] for i in non_trainable],
-        x,
-        training=False,
-    )
-    return logits

@@ -59,7 +59,9 @@ def default_search_config() -> config_dict.ConfigDict:
     config.meta_beta_2 = 0.999
     config.objective = "valid"  # or "train_last" (the released code).
     config.first_order = False
-    config.jit = True  # XLA; False runs plain TensorFlow graphs.
+    # XLA (for GPUs/TPUs); False runs plain TensorFlow graphs, much faster
+    # on CPU (bench/search_cost.py).
+    config.jit = True
     config.seed = 0
     # Progress: a log line, TensorBoard summaries and (by default) a
     # checkpoint every log_every meta-iterations.
