@@ -22,6 +22,7 @@ from localgrad import (
     export,
     heads,
     models,
+    search,
 )
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network

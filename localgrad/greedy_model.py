@@ -104,16 +104,18 @@ class GreedyModel(keras.Model):
                 units; checked against the file).
             path: A `decoupling.json` written by `localgrad.search`.
             num_blocks: K.
-            **kwargs: Passed to `GreedyModel` (e.g. `head_width`).
+            **kwargs: Passed to `GreedyModel`. `head_width` defaults to
+                the width the heads were searched at, when the file says.
 
         Raises:
             ValueError: if the file is corrupt or for another network.
         """
         from localgrad.search import read_decoupling
 
-        boundaries, heads = read_decoupling(path, network).decoupling(
-            num_blocks
-        )
+        found = read_decoupling(path, network)
+        boundaries, heads = found.decoupling(num_blocks)
+        if "head_width" in found.search:
+            kwargs.setdefault("head_width", found.search["head_width"])
         return cls(network, boundaries=boundaries, heads=heads, **kwargs)
 
     @property

@@ -63,6 +63,16 @@ def test_greedy_model_trains_the_decoupling_in_the_file(path, network):
     ]
 
 
+def test_heads_are_built_at_the_width_they_were_searched_at(path, network):
+    _rewrite(path, lambda content: content["search"].update(head_width=0.5))
+    model = localgrad.GreedyModel.from_decoupling(network, path, 3)
+    assert model.head_width == 0.5
+    wider = localgrad.GreedyModel.from_decoupling(
+        network, path, 3, head_width=1.0
+    )
+    assert wider.head_width == 1.0
+
+
 def _rewrite(path, change):
     with open(path) as file:
         content = json.load(file)
