@@ -21,18 +21,8 @@ candidates after every residual unit. Deep ResNets make the T = 5 unroll
 memory-hungry: --config.first_order=True drops the second-order terms.
 """
 
-from localgrad.search.search_config import default_search_config
+from localgrad.search.search_config import cifar10_search_config
 
 
 def get_config():
-    config = default_search_config()
-    config.model = "resnet101"
-    config.width = 1.0
-    config.dataset = "cifar10"
-    config.augment = True
-    config.batch_size = 128
-    config.meta_iterations = 2000
-    config.inner_steps = 5
-    config.memory_size = 50
-    config.warmup_steps = 50_000
-    return config
+    return cifar10_search_config("resnet101")

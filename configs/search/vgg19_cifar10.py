@@ -25,18 +25,8 @@ T = 5 unroll does not fit in memory, --config.first_order=True drops the
 second-order terms (see localgrad/search/meta_step.py).
 """
 
-from localgrad.search.search_config import default_search_config
+from localgrad.search.search_config import cifar10_search_config
 
 
 def get_config():
-    config = default_search_config()
-    config.model = "vgg19"
-    config.width = 1.0
-    config.dataset = "cifar10"
-    config.augment = True
-    config.batch_size = 128
-    config.meta_iterations = 2000
-    config.inner_steps = 5
-    config.memory_size = 50
-    config.warmup_steps = 50_000
-    return config
+    return cifar10_search_config("vgg19")

@@ -70,6 +70,32 @@ def default_search_config() -> config_dict.ConfigDict:
     return config
 
 
+def cifar10_search_config(model: str) -> config_dict.ConfigDict:
+    """The paper's CIFAR-10 search budget for a full-width `model`.
+
+    2000 meta-iterations of T = 5 inner steps, ~50 snapshots, batch 128,
+    standard augmentation; 50,000 warm-up steps (the released code's
+    default).
+
+    Example:
+
+    ```python
+    config = cifar10_search_config("vgg19")
+    ```
+    """
+    config = default_search_config()
+    config.model = model
+    config.width = 1.0
+    config.dataset = "cifar10"
+    config.augment = True
+    config.batch_size = 128
+    config.meta_iterations = 2000
+    config.inner_steps = 5
+    config.memory_size = 50
+    config.warmup_steps = 50_000
+    return config
+
+
 def check_search_config(config) -> None:
     """Checks the fields a search cannot start without.
 

@@ -1,0 +1,35 @@
+import glob
+import importlib.util
+import os
+
+import pytest
+
+from localgrad.search import search_config
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs", "search")
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location("config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "path", sorted(glob.glob(os.path.join(CONFIGS, "*.py")))
+)
+def test_every_search_config_is_valid(path):
+    module = _load(path)
+    assert "bin/search.py --config=" in " ".join(module.__doc__.split())
+    search_config.check_search_config(module.get_config())
+
+
+@pytest.mark.parametrize("model", ["vgg19", "resnet50", "resnet101"])
+def test_cifar10_search_uses_the_paper_budget(model):
+    config = search_config.cifar10_search_config(model)
+    assert (config.model, config.dataset, config.width) == (
+        model, "cifar10", 1.0
+    )
+    assert (config.meta_iterations, config.inner_steps) == (2000, 5)
+    assert config.memory_size == 50
