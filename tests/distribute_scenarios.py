@@ -1,0 +1,151 @@
+"""Cluster scenarios, each run in its own process by distribute_*_test.py.
+
+Connecting to a cluster is process-wide in TensorFlow, so every scenario
+runs here, in a fresh process, against workers the test started; it prints
+one JSON line, `RESULT {...}`, that the test reads.
+
+    python tests/distribute_scenarios.py placement 127.0.0.1:p,127.0.0.1:q
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import localgrad  # noqa: E402
+
+STEPS = 3
+
+
+def _model(seed):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(3),
+        ]
+    )
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def _train_step(model, optimizer, device):
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(x, y):
+        with tf.device(device):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            return loss
+
+    return step
+
+
+def _batches(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(STEPS, 16, 6)).astype("float32")
+    y = rng.integers(0, 3, size=(STEPS, 16)).astype("int32")
+    return x, y
+
+
+def devices(cluster):
+    return {
+        "one": localgrad.distribute.connect(cluster, timeout=60),
+        "all": localgrad.distribute.worker_devices(2, "all"),
+        "connected": localgrad.distribute.connected_cluster(),
+    }
+
+
+def placement(cluster):
+    """Two models, one per worker, trained together; local twins alike."""
+    names = localgrad.distribute.connect(cluster, timeout=60)
+    result = {"variables": [], "optimizer_variables": [], "differences": []}
+    remote, local = [], []
+    for task, name in enumerate(names):
+        with tf.device(name):
+            model, optimizer = _model(seed=task)
+        remote.append((model, optimizer, _train_step(model, optimizer, name)))
+        twin, twin_optimizer = _model(seed=task)
+        local.append(
+            (twin, twin_optimizer, _train_step(twin, twin_optimizer, "/cpu:0"))
+        )
+        result["variables"].append(
+            sorted({v.value.device for v in model.variables})
+        )
+        result["optimizer_variables"].append(
+            sorted({v.value.device for v in optimizer.variables})
+        )
+    initial = [[v.numpy() for v in m.trainable_variables] for m, _, _ in local]
+    data = [_batches(seed=10 + task) for task in range(len(names))]
+    for step in range(STEPS):
+        for runs in (remote, local):  # Remote steps dispatched together.
+            for task, (_, _, train) in enumerate(runs):
+                train(data[task][0][step], data[task][1][step])
+    result["changes"] = []
+    for (model, _, _), (twin, _, _), start in zip(remote, local, initial):
+        result["differences"].append(_max_difference(model, twin.variables))
+        result["changes"].append(_max_difference(model, start))
+    return result
+
+
+def _max_difference(model, values):
+    return max(
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        for a, b in zip(model.trainable_variables, values)
+    )
+
+
+def killed(cluster, worker_pid):
+    """Task 1's worker is killed while its steps run."""
+    names = localgrad.distribute.connect(cluster, timeout=60)
+    with tf.device(names[1]):
+        model, optimizer = _model(seed=0)
+    train = _train_step(model, optimizer, names[1])
+    x, y = _batches(seed=0)
+    started = time.monotonic()
+    try:
+        with localgrad.distribute.reporting_lost_workers():
+            for step in range(10_000):
+                train(x[0], y[0]).numpy()
+                if step == 5:
+                    os.kill(int(worker_pid), signal.SIGKILL)
+    except localgrad.distribute.WorkerLostError as error:
+        return {
+            "error": "WorkerLostError",
+            "message": str(error),
+            "tasks": error.tasks,
+            "addresses": error.addresses,
+            "cause": type(error.__cause__).__name__,
+            "seconds": time.monotonic() - started,
+        }
+    return {"error": None}
+
+
+def silent(cluster):
+    """Some addresses of the cluster do not answer."""
+    try:
+        localgrad.distribute.connect(cluster, timeout=3)
+    except ValueError as error:
+        return {"error": "ValueError", "message": str(error)}
+    return {"error": None}
+
+
+def main(scenario, *args):
+    result = globals()[scenario](*args)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
