@@ -142,6 +142,66 @@ def silent(cluster):
     return {"error": None}
 
 
+def multi_worker(cluster, task):
+    """GreedyModel's per-block steps under MultiWorkerMirroredStrategy.
+
+    Worker `task` of `cluster` trains on its half of every global batch of
+    8; with `cluster="none"` one process trains on the whole batches (the
+    reference). Then Keras' `fit` is tried under the same strategy.
+    """
+    task = int(task)
+    if cluster != "none":
+        addresses = localgrad.distribute.parse_cluster(cluster)
+        os.environ["TF_CONFIG"] = json.dumps(
+            {
+                "cluster": {"worker": addresses},
+                "task": {"type": "worker", "index": task},
+            }
+        )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 8, 6)).astype("float32")  # 4 global batches
+    y = (x[..., 0] > 0).astype("int32") + (x[..., 1] > 0.5).astype("int32")
+    share = slice(task * 8 // replicas, (task + 1) * 8 // replicas)
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        units = [
+            keras.Sequential([keras.layers.Dense(16, activation="relu")])
+            for _ in range(4)
+        ]
+        network = localgrad.Network(
+            units, keras.layers.Dense(3), input_shape=(6,)
+        )
+        model = localgrad.GreedyModel(
+            network,
+            num_blocks=2,
+            heads=lambda shape, classes: keras.layers.Dense(classes),
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    initial = [v.numpy().tolist() for v in model.trainable_variables]
+    for _ in range(2):  # epochs
+        for batch in range(len(x)):
+            model.train_on_batch(x[batch, share], y[batch, share])
+    result = {
+        "replicas": replicas,
+        "initial": initial,
+        "weights": [v.numpy().tolist() for v in model.trainable_variables],
+    }
+    if cluster != "none":
+        try:
+            model.fit(x[0, share], y[0, share], epochs=1, verbose=0)
+            result["fit"] = "trained"
+        except ValueError as error:
+            result["fit"] = str(error)
+    return result
+
+
 def main(scenario, *args):
     result = globals()[scenario](*args)
     print("RESULT " + json.dumps(result), flush=True)
