@@ -13,10 +13,13 @@ and shared. Configurations:
 - `synchronous_1w`: both blocks on worker 0.
 - `backprop_1w`: the network trained end to end on worker 0.
 
-Figures: `step_seconds`, the median time of a training step after warm-up,
-and `epoch_seconds`, the time of `--epoch_steps` steps of one `fit` epoch
-(fill and drain included). Ratios are against `synchronous_1w` and
-`backprop_1w` of the same run.
+Figures: `epoch_seconds`, the median time of an epoch of `--epoch_steps`
+batches (a pipelined epoch fills and drains its pipeline), and
+`step_seconds`, the steady-state time of one more batch: (epoch time -
+time of a one-batch epoch) / (epoch_steps - 1), so that per-epoch costs
+and the pipeline's fill and drain cancel. Medians over `--repeats` runs,
+after one untimed run of each (tracing). Ratios are against
+`synchronous_1w` and `backprop_1w` of the same run.
 
 `--api=greedy` trains a `localgrad.GreedyModel(..., devices=...)` with
 `GreedySchedule("pipelined" | "parallel")`. `--api=keras` needs no
@@ -36,7 +39,7 @@ Run on an idle machine (about 30 minutes on 2 CPU cores):
 Smoke run at a tiny size (`--api=keras`, no figures to keep):
 
     python bench/pipeline_speed.py --api=keras --models=vgg11 --width=0.0625 \
-        --batch_size=8 --steps=3 --epoch_steps=3 --output=/tmp/speed.json
+        --batch_size=8 --repeats=1 --epoch_steps=3 --output=/tmp/speed.json
 """
 
 import concurrent.futures
@@ -54,9 +57,8 @@ flags.DEFINE_float("width", 0.5, "Network width.")
 flags.DEFINE_integer("image_size", 32, "Input height and width.")
 flags.DEFINE_integer("batch_size", 64, "Batch size of a training step.")
 flags.DEFINE_string("heads", "mlp_sr", "Auxiliary head of block 0.")
-flags.DEFINE_integer("steps", 20, "Timed steps after warm-up.")
-flags.DEFINE_integer("warmup", 3, "Untimed steps (tracing, first copies).")
-flags.DEFINE_integer("epoch_steps", 50, "Steps of the timed epoch.")
+flags.DEFINE_integer("repeats", 5, "Timed runs of every epoch length.")
+flags.DEFINE_integer("epoch_steps", 30, "Batches of the timed epoch (>= 2).")
 flags.DEFINE_enum("api", "greedy", ["greedy", "keras"], "What trains.")
 flags.DEFINE_string("output", "", "Where to write the JSON results.")
 flags.DEFINE_string("one", "", "Internal: measure one configuration.")
@@ -73,17 +75,26 @@ CONFIGURATIONS = {
 NUM_CLASSES = 10
 
 
-def median_seconds(step, warmup, steps):
-    """Runs `step()` `warmup` times untimed, then `steps` times; the median
-    wall time of the timed calls."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def epoch_and_step_seconds(run_epoch, num_batches, repeats):
+    """Times `run_epoch(n)` (one epoch of the first n batches).
+
+    Returns:
+        `(epoch_seconds, step_seconds)`: the median time of an epoch of
+        `num_batches`, and (that - the median time of a one-batch epoch) /
+        (num_batches - 1), the steady-state time of a batch.
+    """
+
+    def median(num):
+        run_epoch(num)  # Untimed: tracing, first transfers.
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run_epoch(num)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    whole = median(num_batches)
+    return whole, (whole - median(1)) / (num_batches - 1)
 
 
 def measure(model_name, name, cluster):
@@ -143,12 +154,12 @@ def _greedy_figures(model_name, schedule, devices, num_blocks):
     mode = "pipelined" if schedule == "pipelined" else "parallel"
     callbacks = [localgrad.callbacks.GreedySchedule(mode)]
     x, y = _data(FLAGS.epoch_steps)
-    batch = (x[: FLAGS.batch_size], y[: FLAGS.batch_size])
 
-    def fit_epoch():
+    def fit_epoch(num_batches):
+        examples = num_batches * FLAGS.batch_size
         model.fit(
-            x,
-            y,
+            x[:examples],
+            y[:examples],
             batch_size=FLAGS.batch_size,
             epochs=1,
             shuffle=False,
@@ -156,14 +167,8 @@ def _greedy_figures(model_name, schedule, devices, num_blocks):
             verbose=0,
         )
 
-    fit_epoch()  # Traces every step and the fill and drain.
-    start = time.perf_counter()
-    fit_epoch()
-    epoch_seconds = time.perf_counter() - start
-    # One train_on_batch is one step; a pipelined step keeps both blocks
-    # busy once the pipeline is full.
-    step_seconds = median_seconds(
-        lambda: model.train_on_batch(*batch), FLAGS.warmup, FLAGS.steps
+    epoch_seconds, step_seconds = epoch_and_step_seconds(
+        fit_epoch, FLAGS.epoch_steps, FLAGS.repeats
     )
     return {
         "boundaries": model.boundaries,
@@ -194,17 +199,14 @@ def _keras_figures(model_name, schedule, devices, num_blocks):
         for i in range(0, len(x), FLAGS.batch_size)
     ]
     run = _pipelined if schedule == "pipelined" else _synchronous
-    run(steps, batches)  # Traces every step.
-    start = time.perf_counter()
-    run(steps, batches)
-    epoch_seconds = time.perf_counter() - start
-    per_step = median_seconds(
-        lambda: run(steps, batches[:2]), FLAGS.warmup, FLAGS.steps
+    epoch_seconds, step_seconds = epoch_and_step_seconds(
+        lambda num_batches: run(steps, batches[:num_batches]),
+        FLAGS.epoch_steps,
+        FLAGS.repeats,
     )
     return {
         "boundaries": ends[:-1],
-        # Two batches take fill + one full step + drain when pipelined.
-        "step_seconds": per_step / 2,
+        "step_seconds": step_seconds,
         "epoch_seconds": epoch_seconds,
     }
 
@@ -299,8 +301,7 @@ def run_in_subprocess(model_name, name, cluster):
         f"--image_size={FLAGS.image_size}",
         f"--batch_size={FLAGS.batch_size}",
         f"--heads={FLAGS.heads}",
-        f"--steps={FLAGS.steps}",
-        f"--warmup={FLAGS.warmup}",
+        f"--repeats={FLAGS.repeats}",
         f"--epoch_steps={FLAGS.epoch_steps}",
     ]
     completed = subprocess.run(command, capture_output=True, text=True)
@@ -311,6 +312,8 @@ def run_in_subprocess(model_name, name, cluster):
 
 def main(argv):
     del argv
+    if FLAGS.epoch_steps < 2:
+        raise app.UsageError("--epoch_steps must be at least 2.")
     if FLAGS.one:
         model_name, name = FLAGS.one.split(",")
         print(json.dumps(measure(model_name, name, FLAGS.cluster)))
