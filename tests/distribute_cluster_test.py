@@ -69,9 +69,9 @@ def test_models_live_and_train_on_their_workers_like_local_twins(cluster):
     assert min(result["changes"]) > 1e-3  # They did train.
 
 
-def test_a_killed_worker_is_named_not_waited_for():
+def test_a_worker_killed_during_fit_is_named_not_waited_for():
     with localgrad.distribute.LocalCluster(2) as workers:
-        result = _run("killed", workers.cluster, workers.pids[1])
+        result = _run("killed_during_fit", workers.cluster, workers.pids[1])
         statuses = workers.stop()
     assert result["error"] == "WorkerLostError"
     assert result["tasks"] == [1]
