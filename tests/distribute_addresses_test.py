@@ -67,3 +67,25 @@ def test_connect_refuses_grpc_fail_fast_false(monkeypatch):
     monkeypatch.setenv("GRPC_FAIL_FAST", "false")
     with pytest.raises(ValueError, match="unset it"):
         localgrad.distribute.connect("127.0.0.1:1")
+
+
+def _names(*devices):
+    return [f"/job:worker/replica:0/task:{d}" for d in devices]
+
+
+def test_worker_devices_prefer_accelerators_and_keep_task_order():
+    available = [
+        "/device:CPU:0",  # The chief's own: never chosen.
+        *_names("1/device:CPU:0", "1/device:GPU:1", "1/device:GPU:0"),
+        *_names("0/device:CPU:0"),
+    ]
+    one = localgrad.distribute.worker_devices(2, "one", available)
+    assert one == _names("0/device:CPU:0", "1/device:GPU:0")
+    every = localgrad.distribute.worker_devices(2, "all", available)
+    assert every == _names("0/device:CPU:0", "1/device:GPU:0", "1/device:GPU:1")
+
+
+def test_worker_devices_name_a_task_without_devices():
+    available = _names("0/device:CPU:0")
+    with pytest.raises(ValueError, match=r"task 1 .*task:1\) shows no device"):
+        localgrad.distribute.worker_devices(2, "one", available)

@@ -104,7 +104,11 @@ def connected_cluster() -> list:
     return list(_connected_addresses)
 
 
-def worker_devices(num_tasks: int, devices_per_task: str = "one") -> list:
+def worker_devices(
+    num_tasks: int,
+    devices_per_task: str = "one",
+    available: Sequence[str] | None = None,
+) -> list:
     """The device names of the connected worker tasks 0..num_tasks-1.
 
     Example:
@@ -117,6 +121,8 @@ def worker_devices(num_tasks: int, devices_per_task: str = "one") -> list:
     Args:
         num_tasks: The number of worker tasks of the cluster.
         devices_per_task: `"one"` or `"all"`, as in `connect`.
+        available: Device names to choose from; by default the logical
+            devices this process sees (`tf.config.list_logical_devices`).
 
     Returns:
         Device names in task order.
@@ -126,8 +132,10 @@ def worker_devices(num_tasks: int, devices_per_task: str = "one") -> list:
             this process is connected to).
     """
     by_task = {task: [] for task in range(num_tasks)}
-    for device in tf.config.list_logical_devices():
-        spec = tf.DeviceSpec.from_string(device.name)
+    if available is None:
+        available = [d.name for d in tf.config.list_logical_devices()]
+    for name in available:
+        spec = tf.DeviceSpec.from_string(name)
         if spec.job == JOB_NAME and spec.task in by_task:
             by_task[spec.task].append(spec)
     names = []
