@@ -22,8 +22,8 @@ HAND_CUT_POINTS = [
 ]
 
 
-def _two_skips():
-    image = keras.Input(SHAPE, name="image")
+def _two_skips(shape=SHAPE, classes=CLASSES):
+    image = keras.Input(shape, name="image")
     x = keras.layers.Conv2D(4, 3, padding="same", name="stem")(image)
     x = keras.layers.ReLU(name="stem_relu")(x)
     y = keras.layers.Conv2D(4, 3, padding="same", name="a1")(x)
@@ -36,7 +36,7 @@ def _two_skips():
     x = keras.layers.Add(name="b_add")([x, y])
     x = keras.layers.ReLU(name="b_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    logits = keras.layers.Dense(CLASSES, name="logits")(x)
+    logits = keras.layers.Dense(classes, name="logits")(x)
     return keras.Model(image, logits, name="two_skips")
 
 
@@ -245,6 +245,34 @@ def test_memory_balance_profiles_functional_units():
         net, num_blocks=2, heads="linear", balance="memory"
     )
     assert len(greedy.boundaries) == 1
+
+
+def test_a_search_runs_on_a_functional_network(tmp_path):
+    x, y = localgrad.data.load_arrays("digits", "train")
+    keras.utils.set_random_seed(0)
+    net = localgrad.Network.from_functional(_two_skips(x.shape[1:], 10))
+    search = localgrad.search.Search(
+        net,
+        heads=("linear", "light1"),
+        head_width=0.05,
+        batch_size=32,
+        warmup_steps=2,
+        memory_size=1,
+        meta_iterations=1,
+        inner_steps=1,
+        first_order=True,
+        jit_compile=False,
+    )
+    result = search.run(x, y, workdir=str(tmp_path))
+    found = localgrad.search.read_decoupling(
+        str(tmp_path / "decoupling.json"), net
+    )
+    assert found.unit_names == tuple(HAND_CUT_POINTS[:-1])
+    assert np.abs(result.alpha_softmax - 0.5).max() > 0
+    model = localgrad.GreedyModel.from_decoupling(
+        net, str(tmp_path / "decoupling.json"), num_blocks=3
+    )
+    assert len(model.heads) == 2
 
 
 # keras.applications at 32×32. Each family's skip connections are read off
