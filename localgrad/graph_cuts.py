@@ -50,15 +50,15 @@ def find_cut_points(model: keras.Model) -> list[CutPoint]:
     ```
 
     Args:
-        model: A Keras functional model (`keras.Model(inputs, outputs)`,
-            `keras.applications`, or a `keras.Sequential` built on an input).
+        model: A Keras functional model (`keras.Model(inputs, outputs)`
+            or a `keras.applications` model).
 
     Returns:
         The `CutPoint`s, first to last.
 
     Raises:
-        ValueError: for a subclassed model, several inputs or outputs, or a
-            layer used more than once in the graph.
+        ValueError: for a Sequential or subclassed model, several inputs or
+            outputs, or a layer used more than once in the graph.
     """
     operations, model_input, model_output = _graph(model)
     producer = {id(model_input): -1}
@@ -164,6 +164,12 @@ def split(
 
 
 def _graph(model):
+    if isinstance(model, keras.Sequential):
+        raise ValueError(
+            f"Model {model.name!r} is a keras.Sequential: wrap it with "
+            "localgrad.Network.from_sequential(model) (every layer is a cut "
+            "point of a Sequential)."
+        )
     inputs = getattr(model, "inputs", None)
     outputs = getattr(model, "outputs", None)
     if not inputs or not outputs or not hasattr(model, "operations"):

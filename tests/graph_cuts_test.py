@@ -167,7 +167,7 @@ def test_cut_at_out_of_order_is_refused():
         localgrad.Network.from_functional(_two_skips(), cut_at=["pool", "stem"])
 
 
-def test_several_inputs_or_outputs_and_subclassed_models_are_refused():
+def test_several_inputs_or_outputs_sequential_and_subclassed_are_refused():
     a, b = keras.Input((4,)), keras.Input((4,))
     joined = keras.layers.Dense(2)(keras.layers.Concatenate()([a, b]))
     with pytest.raises(ValueError, match="2 inputs and 1 outputs"):
@@ -176,6 +176,10 @@ def test_several_inputs_or_outputs_and_subclassed_models_are_refused():
     two_heads = [keras.layers.Dense(2)(hidden), keras.layers.Dense(3)(hidden)]
     with pytest.raises(ValueError, match="1 inputs and 2 outputs"):
         localgrad.Network.cut_points(keras.Model(a, two_heads))
+
+    sequential = keras.Sequential([a, keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="from_sequential"):
+        localgrad.Network.from_functional(sequential)
 
     class Subclassed(keras.Model):
         def call(self, x):
@@ -218,6 +222,13 @@ def test_greedy_model_trains_saves_and_exports(tmp_path):
     _compile(greedy)
     x, y = _images(16), np.arange(16) % CLASSES
     _check_one_isolated_step(greedy, x, y, learning_rate=0.1)
+    # Then as users train: every block's step compiled, with XLA.
+    greedy.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=True,
+    )
     history = greedy.fit(x, y, epochs=3, batch_size=8, verbose=0).history
     assert history["block_2_loss"][-1] < history["block_2_loss"][0]
     # The original model learnt too: it holds the same weights.
