@@ -45,8 +45,8 @@ def find_cut_points(model: keras.Model) -> list[CutPoint]:
 
     ```python
     base = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3))
-    [p.name for p in find_cut_points(base)][6:8]
-    # ['conv2_block1_out', 'conv2_block2_out']
+    [p.name for p in find_cut_points(base)][5:8]
+    # ['pool1_pool', 'conv2_block1_add', 'conv2_block1_out']
     ```
 
     Args:

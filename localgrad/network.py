@@ -153,7 +153,7 @@ class Network(keras.Model):
         ```python
         base = keras.applications.ResNet50(
             weights=None, input_shape=(64, 64, 3), classes=200)
-        net = localgrad.Network.from_functional(base)   # 22 units
+        net = localgrad.Network.from_functional(base)   # 38 units
         net = localgrad.Network.from_functional(
             base, cut_at=["conv2_block3_out", "conv3_block4_out",
                           "conv4_block6_out"])        # 4 units
@@ -207,8 +207,8 @@ class Network(keras.Model):
         ```python
         base = keras.applications.ResNet50(weights=None,
                                            input_shape=(32, 32, 3))
-        localgrad.Network.cut_points(base)[6:8]
-        # ['conv2_block1_out', 'conv2_block2_out']
+        localgrad.Network.cut_points(base)[5:8]
+        # ['pool1_pool', 'conv2_block1_add', 'conv2_block1_out']
         ```
 
         Raises:
