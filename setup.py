@@ -7,6 +7,8 @@ setuptools.setup(
     version="0.1.0",
     description="Greedy block-wise (local) learning for Keras 3 / TensorFlow",
     packages=setuptools.find_packages(include=["localgrad", "localgrad.*"]),
+    # SEDONA's published decouplings (localgrad/search/published.py).
+    package_data={"localgrad.search": ["published_decouplings/*.json"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",

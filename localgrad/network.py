@@ -4,6 +4,8 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.graph_cuts import find_cut_points, split
+
 
 @keras.saving.register_keras_serializable(package="localgrad")
 class Network(keras.Model):
@@ -101,10 +103,9 @@ class Network(keras.Model):
         if unit_ends is None:
             unit_ends = list(range(1, len(layers)))
         unit_ends = list(unit_ends)
-        if (
-            any(b <= a for a, b in zip([0] + unit_ends, unit_ends))
-            or unit_ends[-1] >= len(layers)
-        ):
+        if any(b <= a for a, b in zip([0] + unit_ends, unit_ends)) or unit_ends[
+            -1
+        ] >= len(layers):
             raise ValueError(
                 f"unit_ends={unit_ends} must be strictly increasing layer "
                 f"indices in 1..{len(layers) - 1}, so that every unit holds "
@@ -125,8 +126,96 @@ class Network(keras.Model):
                 zip([0] + unit_ends[:-1], unit_ends)
             )
         ]
-        classifier = _as_one_layer(layers[unit_ends[-1]:], "classifier")
+        classifier = _as_one_layer(layers[unit_ends[-1] :], "classifier")
         return cls(units, classifier, input_shape, architecture=model.name)
+
+    @classmethod
+    def from_functional(
+        cls,
+        model: keras.Model,
+        cut_at: Sequence[str] | None = None,
+        classifier_from: str | None = None,
+    ) -> "Network":
+        """Wraps a Keras functional model (sharing its layers and weights).
+
+        Units end at *cut points*: layers whose output alone carries
+        everything the rest of the graph needs (not inside a skip
+        connection). By default every cut point before the classifier ends
+        a unit, which gives the finest units; `cut_at` chooses them. The
+        classifier is what follows the last cut point whose output has the
+        rank of the model's input (for an image model, the global pooling
+        and the dense layers), or starts at the layer `classifier_from`.
+        Each unit and the classifier is a functional sub-model of the
+        original layers, so the network predicts what the model predicts.
+
+        Example:
+
+        ```python
+        base = keras.applications.ResNet50(
+            weights=None, input_shape=(64, 64, 3), classes=200)
+        net = localgrad.Network.from_functional(base)   # 38 units
+        net = localgrad.Network.from_functional(
+            base, cut_at=["conv2_block3_out", "conv3_block4_out",
+                          "conv4_block6_out"])        # 4 units
+        model = localgrad.GreedyModel(net, num_blocks=4, heads="light2")
+        ```
+
+        Args:
+            model: A functional model with one input of fixed shape and one
+                output (the logits or class probabilities).
+            cut_at: Names of the layers after which units end, in order;
+                each must be one of `Network.cut_points(model)`.
+            classifier_from: Name of the classifier's first layer (its
+                input must be a cut point), e.g. `"avg_pool"`.
+
+        Returns:
+            A `Network` whose units are named after their last layer.
+
+        Raises:
+            ValueError: for a name that is not a cut point (the message
+                lists the valid cut points around it), a model with several
+                inputs or outputs, a subclassed model, or an input shape
+                that is not fixed.
+        """
+        units, classifier = split(model, cut_at, classifier_from)
+        input_shape = tuple(model.inputs[0].shape[1:])
+        if any(side is None for side in input_shape):
+            raise ValueError(
+                f"Model {model.name!r} has input shape {input_shape} with an "
+                "unknown side; build it with a fixed input shape, e.g. "
+                "keras.applications.ResNet50(input_shape=(64, 64, 3), ...)."
+            )
+        return cls(
+            units,
+            classifier,
+            input_shape,
+            architecture=model.name,
+            name=model.name,
+        )
+
+    @staticmethod
+    def cut_points(model: keras.Model) -> list[str]:
+        """The layer names of a functional model a unit may end after.
+
+        A cut point's output is the only tensor the rest of the graph
+        needs; inside a skip connection there is none. These are the names
+        `from_functional(model, cut_at=...)` accepts (those before the
+        classifier).
+
+        Example:
+
+        ```python
+        base = keras.applications.ResNet50(weights=None,
+                                           input_shape=(32, 32, 3))
+        localgrad.Network.cut_points(base)[5:8]
+        # ['pool1_pool', 'conv2_block1_add', 'conv2_block1_out']
+        ```
+
+        Raises:
+            ValueError: for a model that is not a one-input, one-output
+                functional model.
+        """
+        return [point.name for point in find_cut_points(model)]
 
     @property
     def num_units(self) -> int:

@@ -8,6 +8,12 @@ and the fix, before any data or model is touched.
 
 from ml_collections import config_dict
 
+from localgrad.search.published import (
+    PUBLISHED,
+    PUBLISHED_HEAD_WIDTH,
+    published_decoupling_path,
+)
+
 METHODS = ("backprop", "dgl", "predsim")
 SCHEDULES = ("parallel", "sequential", "multilap")
 OPTIMIZERS = ("sgd", "adam")
@@ -160,16 +166,22 @@ def paper_recipe(
 
     SGD with momentum 0.9 and the data set's standard augmentation, with
     the batch size, learning-rate schedule, weight decay and epochs of
-    `PAPER_RECIPES`; `variant` as in `apply_variant`.
+    `PAPER_RECIPES`; `variant` as in `apply_variant`, or `"sedona"`: the
+    decoupling the SEDONA authors searched and published (for the pairs of
+    `localgrad.search.published.PUBLISHED`), K = 4 unless `num_blocks` is
+    set, heads at the published width.
 
     Example:
 
     ```python
     config = paper_recipe("cifar10", "vgg19", "dgl_k4")
+    config = paper_recipe("cifar10", "vgg19", "sedona")
+    config.decoupling  # .../published_decouplings/cifar10_vgg19.json
     ```
 
     Raises:
-        ValueError: for a data set without a recipe, or a bad variant.
+        ValueError: for a data set without a recipe, a bad variant, or
+            `"sedona"` for a pair without a published decoupling.
     """
     if dataset not in PAPER_RECIPES:
         raise ValueError(
@@ -184,6 +196,18 @@ def paper_recipe(
     config.optimizer = "sgd"
     config.momentum = 0.9
     config.update(PAPER_RECIPES[dataset])
+    if variant == "sedona":
+        if (dataset, model) not in PUBLISHED:
+            listed = ", ".join(f"{d}/{m}" for d, m in PUBLISHED)
+            raise ValueError(
+                f"No published SEDONA decoupling for {model} on {dataset} "
+                f"(published: {listed}); search one with bin/search.py and "
+                "pass --config.decoupling=<decoupling.json>."
+            )
+        apply_variant(config, "dgl_k4")
+        config.decoupling = published_decoupling_path(model, dataset)
+        config.head_width = PUBLISHED_HEAD_WIDTH
+        return config
     apply_variant(config, variant)
     return config
 

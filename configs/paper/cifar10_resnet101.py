@@ -8,8 +8,16 @@ on a machine with internet access; a GPU is advisable):
         --workdir=/tmp/cifar10_resnet101_dgl_k4
 
 Variants: `backprop`, `dgl_k2`, `dgl_k4` (default), `predsim_k2`,
-`predsim_k4`. A decoupling found by a SEDONA search: the `dgl_k4` variant
-with `--config.decoupling=<decoupling.json>`.
+`predsim_k4`, and `sedona`: the decoupling the SEDONA authors searched
+on CIFAR-10 and published (shipped with localgrad), with light heads at
+the published width; K = 4, or any K with --config.num_blocks:
+
+    python bin/train.py --config=configs/paper/cifar10_resnet101.py:sedona \
+        --config.num_blocks=4 --config.data_dir=$HOME/tensorflow_datasets \
+        --workdir=/tmp/cifar10_resnet101_sedona
+
+A decoupling found by your own SEDONA search: the `dgl_k4` variant with
+`--config.decoupling=<decoupling.json>`.
 
 Recipe: the CIFAR-10 training set-up of the DGL (Belilovsky et al., ICML
 2020) and SEDONA (Pyeon et al., ICLR 2021) evaluations as summarized for

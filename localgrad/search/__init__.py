@@ -15,6 +15,9 @@ result = localgrad.search.Search(net).run(x_train, y_train,
 boundaries, heads = localgrad.search.discretize(result, num_blocks=4)
 model = localgrad.GreedyModel.from_decoupling(
     net, "/tmp/search/decoupling.json", num_blocks=4)
+# Or the decoupling the SEDONA authors searched and published:
+model = localgrad.GreedyModel.from_decoupling(
+    net, localgrad.search.published_decoupling_path("vgg19"), num_blocks=4)
 ```
 """
 
@@ -27,6 +30,11 @@ from localgrad.search.decoupling_file import (
 from localgrad.search.discretize import discretize
 from localgrad.search.gates import gate, relaxed_loss, smoothed_cross_entropy
 from localgrad.search.meta_step import MetaStep
+from localgrad.search.published import (
+    decoupling_from_weights,
+    published_decoupling,
+    published_decoupling_path,
+)
 from localgrad.search.result import SearchResult
 from localgrad.search.search import Search
 from localgrad.search.state import SupernetState
@@ -43,9 +51,12 @@ __all__ = [
     "Snapshot",
     "SupernetState",
     "WeightMemory",
+    "decoupling_from_weights",
     "discretize",
     "gate",
     "make_decoupling",
+    "published_decoupling",
+    "published_decoupling_path",
     "read_decoupling",
     "relaxed_loss",
     "smoothed_cross_entropy",
