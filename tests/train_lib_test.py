@@ -4,6 +4,7 @@ import glob
 import importlib.util
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -149,6 +150,53 @@ def test_resume_refuses_a_changed_config(full_run):
     changed.learning_rate = 0.5
     with pytest.raises(ValueError, match="learning_rate"):
         train_lib.train_and_evaluate(changed, workdir)
+
+
+def test_damaged_newest_checkpoint_resumes_from_the_older(full_run, tmp_path):
+    # Issue 8: a finished run whose newest checkpoint was overwritten with
+    # 100 random bytes, started again, used to die in numpy's unpickler.
+    full_dir, config, metrics = full_run
+    workdir = str(tmp_path / "run")
+    shutil.copytree(full_dir, workdir)
+    newest = os.path.join(workdir, "checkpoints", "epoch-0002.npz")
+    garbage = np.random.default_rng(0).bytes(100)
+    with open(newest, "wb") as file:
+        file.write(garbage)
+    recorder = _EpochRecorder()
+    repeated = train_lib.train_and_evaluate(
+        config, workdir, callbacks=[recorder]
+    )
+    assert recorder.epochs == [1]  # Epoch 2 trained again from epoch 1.
+    assert [record["epoch"] for record in repeated["history"]] == [0, 1]
+    with open(newest + ".damaged", "rb") as file:
+        assert file.read() == garbage  # The user's file is kept.
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == [
+        "epoch-0001.npz",
+        "epoch-0002.npz",
+        "epoch-0002.npz.damaged",
+    ]
+    # Same data order and state: the same result as the undamaged run.
+    assert repeated["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_more_epochs_continue_a_finished_run(full_run, tmp_path):
+    full_dir, config, _ = full_run
+    workdir = str(tmp_path / "run")
+    shutil.copytree(full_dir, workdir)
+    longer = _tiny_config()
+    longer.epochs = 3
+    recorder = _EpochRecorder()
+    metrics = train_lib.train_and_evaluate(
+        longer, workdir, callbacks=[recorder]
+    )
+    assert recorder.epochs == [2]
+    assert [record["epoch"] for record in metrics["history"]] == [0, 1, 2]
+    with open(os.path.join(workdir, "config.json")) as file:
+        assert json.load(file)["epochs"] == 3
+    shorter = _tiny_config()
+    shorter.epochs = 1
+    with pytest.raises(ValueError, match="3 finished epochs, more than"):
+        train_lib.train_and_evaluate(shorter, workdir)
 
 
 def test_predsim_sequential_with_label_smoothing(tmp_path):
