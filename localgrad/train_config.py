@@ -50,7 +50,9 @@ def default_config() -> config_dict.ConfigDict:
     config.num_blocks = 4  # K; 1 for backprop.
     config.boundaries = ()  # Explicit: units after which a block ends.
     config.heads = config_dict.placeholder(str)  # None: the method's heads.
-    config.head_width = 1.0
+    # The heads' width_mult. None (unset): 1.0, or with `decoupling` the
+    # width the search used; a value set here always wins.
+    config.head_width = config_dict.placeholder(float)
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
     # Which blocks train when: parallel, sequential or multilap, with
@@ -233,6 +235,10 @@ def check_config(config: config_dict.ConfigDict) -> None:
                 "multiple of steps_per_execution="
                 f"{config.steps_per_execution}."
             )
+    if config.head_width is not None and not config.head_width > 0:
+        raise ValueError(
+            f"head_width must be > 0 (or unset); got {config.head_width}."
+        )
     if not config.learning_rate > 0:
         raise ValueError(
             f"learning_rate must be > 0; got {config.learning_rate}."

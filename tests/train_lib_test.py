@@ -239,7 +239,7 @@ def _block_learning_rates(directory, epoch=0):
     return [rates[block] for block in sorted(rates)]
 
 
-def test_decoupling_file_sets_boundaries_and_heads(tmp_path):
+def test_decoupling_file_sets_boundaries_heads_and_width(tmp_path):
     from localgrad.search import make_decoupling, write_decoupling
 
     network = localgrad.models.build("vgg11", (8, 8, 1), 10, width=0.125)
@@ -255,6 +255,7 @@ def test_decoupling_file_sets_boundaries_and_heads(tmp_path):
             ["mlp_sr", "linear"],
             alpha,
             beta,
+            search={"head_width": 0.5},
         ),
     )
     config = _tiny_config()
@@ -268,6 +269,21 @@ def test_decoupling_file_sets_boundaries_and_heads(tmp_path):
         "linear",
         "classifier",
     ]
+    # Issue 12: the heads are built at the searched width, not at 1.0 ...
+    model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
+    assert model.head_width == 0.5
+    # ... unless the config sets a width itself.
+    config.head_width = 0.25
+    train_lib.train_and_evaluate(config, str(tmp_path / "explicit"))
+    explicit = str(tmp_path / "explicit" / "model.keras")
+    assert keras.saving.load_model(explicit).head_width == 0.25
+
+
+def test_head_width_must_be_positive(tmp_path):
+    config = _tiny_config()
+    config.head_width = 0.0
+    with pytest.raises(ValueError, match="head_width must be > 0"):
+        train_lib.train_and_evaluate(config, str(tmp_path))
 
 
 def test_missing_data_fail_before_any_model_is_built(tmp_path, monkeypatch):
