@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO.
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from localgrad import binaries  # noqa: E402
 from localgrad.search import search_lib  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
@@ -39,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    binaries.run(main)

@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO.
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from localgrad import train_lib  # noqa: E402
+from localgrad import binaries, train_lib  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
 config_flags.DEFINE_config_file(
@@ -34,4 +34,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    binaries.run(main)
