@@ -72,6 +72,10 @@ def default_config() -> config_dict.ConfigDict:
     config.lr_decay_epochs = ()  # step: epochs at which lr is multiplied
     config.lr_decay_factor = 0.1  # by this factor.
     config.label_smoothing = 0.0
+    # Precise BatchNorm: before each validation and at the end, set every
+    # BatchNorm's statistics to the exact ones of this many training
+    # batches, weights frozen (localgrad.callbacks.PreciseBatchNorm); 0: off.
+    config.precise_bn_batches = 0
     # The run.
     config.epochs = 10
     config.steps_per_epoch = config_dict.placeholder(int)  # None: one pass.
@@ -227,6 +231,8 @@ def check_config(config: config_dict.ConfigDict) -> None:
         _check_positive_int(name, config[name])
     _check_positive_int("steps_per_execution", config.steps_per_execution)
     _check_positive_int("keep_checkpoints", config.keep_checkpoints)
+    if config.precise_bn_batches != 0:
+        _check_positive_int("precise_bn_batches", config.precise_bn_batches)
     if config.steps_per_epoch is not None:
         _check_positive_int("steps_per_epoch", config.steps_per_epoch)
         if config.steps_per_epoch % config.steps_per_execution:

@@ -36,7 +36,7 @@ from ml_collections import config_dict
 
 from localgrad import data as data_lib
 from localgrad import models, plots, train_setup
-from localgrad.callbacks import GreedySchedule
+from localgrad.callbacks import GreedySchedule, PreciseBatchNorm
 from localgrad.callbacks.block_summaries import BlockSummaries
 from localgrad.callbacks.checkpoint import EpochCheckpoint
 from localgrad.train_config import check_config
@@ -124,6 +124,11 @@ def train_and_evaluate(
         if initial_epoch and config.replay_data_on_resume:
             train = train.skip(initial_epoch * data.steps_per_epoch)
         log_dir = os.path.join(workdir, "tensorboard")
+        precise_bn = []
+        if config.precise_bn_batches:
+            precise_bn = [
+                PreciseBatchNorm(config.precise_bn_batches, data.train.repeat())
+            ]
         model.fit(
             train,
             epochs=config.epochs,
@@ -135,6 +140,7 @@ def train_and_evaluate(
                 keras.callbacks.TensorBoard(log_dir, write_graph=False),
                 BlockSummaries(log_dir, data.examples_per_epoch),
                 checkpoint,
+                *precise_bn,
                 *callbacks,
             ],
             verbose=1 if sys.stdout.isatty() else 2,

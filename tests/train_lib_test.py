@@ -286,6 +286,35 @@ def test_head_width_must_be_positive(tmp_path):
         train_lib.train_and_evaluate(config, str(tmp_path))
 
 
+def test_precise_bn_batches_reestimates_before_each_validation(
+    tmp_path, monkeypatch
+):
+    from localgrad.callbacks import precise_batch_norm
+
+    calls = []
+    recompute = precise_batch_norm.PreciseBatchNorm.recompute
+
+    def recording(self, model=None):
+        examples = recompute(self, model)
+        calls.append((self.num_batches, examples))
+        return examples
+
+    monkeypatch.setattr(
+        precise_batch_norm.PreciseBatchNorm, "recompute", recording
+    )
+    config = _tiny_config()
+    config.precise_bn_batches = 3
+    config.validation_fraction = 0.1
+    config.steps_per_epoch = 2
+    train_lib.train_and_evaluate(config, str(tmp_path))
+    # Before each of the 2 validations; the end of training (same weights
+    # as at the last validation) needs no new estimate.
+    assert calls == [(3, 3 * config.batch_size)] * 2
+    config.precise_bn_batches = -1
+    with pytest.raises(ValueError, match="precise_bn_batches"):
+        train_lib.train_and_evaluate(config, str(tmp_path / "bad"))
+
+
 def test_missing_data_fail_before_any_model_is_built(tmp_path, monkeypatch):
     def must_not_build(*args, **kwargs):
         raise AssertionError("the model was built before the data loaded")
