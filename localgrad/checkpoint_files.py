@@ -18,6 +18,7 @@ import zipfile
 import numpy as np
 
 _META = "meta"
+_ZIP_MAGIC = b"PK\x03\x04"  # How every .npz (zip) file starts.
 
 
 class DamagedFileError(ValueError):
@@ -82,6 +83,15 @@ def read_arrays(path: str) -> tuple[dict, dict]:
             file, holds pickled objects, or its arrays do not match its
             manifest (names, shapes, dtypes or checksums).
     """
+    try:
+        with open(path, "rb") as file:
+            start = file.read(len(_ZIP_MAGIC))
+    except OSError as error:
+        raise DamagedFileError(f"{path} cannot be read: {error}") from error
+    if start != _ZIP_MAGIC:
+        raise DamagedFileError(
+            f"{path} is not an .npz archive (it starts with {start!r})."
+        )
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}

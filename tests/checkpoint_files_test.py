@@ -28,7 +28,7 @@ def test_round_trip(tmp_path):
 def test_random_bytes_are_damage_not_a_numpy_error(tmp_path):
     path = tmp_path / "state.npz"
     path.write_bytes(np.random.default_rng(0).bytes(100))
-    with pytest.raises(DamagedFileError, match="state.npz cannot be read"):
+    with pytest.raises(DamagedFileError, match="state.npz is not an .npz"):
         checkpoint_files.read_arrays(str(path))
 
 

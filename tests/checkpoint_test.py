@@ -126,8 +126,9 @@ def test_damaged_newest_checkpoint_falls_back_and_is_kept(tmp_path, caplog):
         "epoch-0002.npz"
     ]
     messages = caplog.text
-    assert "epoch-0003.npz is damaged" in messages
-    assert "kept it as " + str(aside) in messages
+    assert "Damaged checkpoint: " + str(newest) in messages
+    assert "is not an .npz archive" in messages
+    assert "Kept it as " + str(aside) in messages
     assert "Resuming from the intact checkpoint" in messages
     assert "epoch-0002.npz" in messages
 

@@ -48,7 +48,7 @@ def test_damaged_snapshot_or_state_is_a_clear_error(tmp_path):
     path = os.path.join(checkpoint.memory_directory, snapshot)
     with open(path, "wb") as file:
         file.write(np.random.default_rng(0).bytes(100))
-    with pytest.raises(ValueError, match="snapshot .* cannot be read"):
+    with pytest.raises(ValueError, match="snapshot .* is not an .npz archive"):
         checkpoint.load(capacity=2)
     with open(checkpoint.state_path, "r+b") as file:
         file.truncate(40)

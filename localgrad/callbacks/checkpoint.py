@@ -142,9 +142,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
             aside = f"{path}.damaged-{copy}"
         os.replace(path, aside)
         logging.warning(
-            "Checkpoint %s is damaged (%s); kept it as %s and trying the "
-            "next older checkpoint.",
-            path,
+            "Damaged checkpoint: %s Kept it as %s; trying the next older "
+            "checkpoint.",
             error,
             aside,
         )
