@@ -153,7 +153,8 @@ def batch_norm_layers(model: keras.layers.Layer) -> list:
     """Every `keras.layers.BatchNormalization` inside `model`, once each.
 
     Walks the layers a layer holds as attributes (or in lists, tuples and
-    dicts of its attributes), which is where Keras tracks sub-layers.
+    dicts of its attributes), which is where Keras tracks sub-layers, and
+    a `GreedyModel`'s public `network` and `heads`.
 
     Example:
 
@@ -178,6 +179,8 @@ def batch_norm_layers(model: keras.layers.Layer) -> list:
                 visit(attribute)
 
     visit(model)
+    visit(getattr(model, "network", None))
+    visit(list(getattr(model, "heads", [])))
     return found
 
 
