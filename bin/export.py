@@ -16,9 +16,9 @@ Then, with TensorFlow only:
     loaded.serve(images)["predicted_class"]
 """
 
-import sys
-
 from absl import app, flags, logging
+
+from localgrad import binaries
 
 flags.DEFINE_string("workdir", None, "The train binary's workdir.")
 flags.DEFINE_string("output", None, "The SavedModel directory to write.")
@@ -52,18 +52,15 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     from localgrad import export
 
-    try:
-        report = export.export_workdir(
-            FLAGS.workdir,
-            FLAGS.output,
-            ensemble=FLAGS.ensemble,
-            early_exits=_early_exits(FLAGS.early_exits),
-            tflite=FLAGS.tflite,
-        )
-    except ValueError as error:
-        sys.exit(f"error: {error}")
+    report = export.export_workdir(
+        FLAGS.workdir,
+        FLAGS.output,
+        ensemble=FLAGS.ensemble,
+        early_exits=_early_exits(FLAGS.early_exits),
+        tflite=FLAGS.tflite,
+    )
     print(report)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    binaries.run(main)

@@ -4,9 +4,11 @@
         --workdir=/tmp/search
     python bin/train.py --config=configs/fashion_mnist.py:dgl \
         --config.decoupling=/tmp/search/decoupling.json \
-        --config.num_blocks=4 --config.head_width=0.25 --workdir=/tmp/run
+        --config.num_blocks=4 --workdir=/tmp/run
 
-Any config field can be overridden (`--config.meta_iterations=500`); the
+The heads are built at the width the search used (`head_width` of the
+search config) unless `--config.head_width` is set. Any config field can be
+overridden (`--config.meta_iterations=500`); the
 fields are listed in `localgrad/search/search_config.py`. Started again
 with the same command after an interruption, the search resumes from its
 last checkpoint. The work directory's layout is described in
@@ -20,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO.
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from localgrad import binaries  # noqa: E402
 from localgrad.search import search_lib  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
@@ -37,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    binaries.run(main)

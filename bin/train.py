@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO.
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from localgrad import train_lib  # noqa: E402
+from localgrad import binaries, train_lib, train_summary  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
 config_flags.DEFINE_config_file(
@@ -30,8 +30,10 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    train_lib.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    metrics = train_lib.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    export_binary = os.path.join(os.path.dirname(__file__), "export.py")
+    print(train_summary.summary(metrics, FLAGS.workdir, export_binary))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    binaries.run(main)

@@ -56,7 +56,9 @@ def default_config() -> config_dict.ConfigDict:
     config.num_blocks = 4  # K; 1 for backprop.
     config.boundaries = ()  # Explicit: units after which a block ends.
     config.heads = config_dict.placeholder(str)  # None: the method's heads.
-    config.head_width = 1.0
+    # The heads' width_mult. None (unset): 1.0, or with `decoupling` the
+    # width the search used; a value set here always wins.
+    config.head_width = config_dict.placeholder(float)
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
     # Which blocks train when: parallel, sequential or multilap, with
@@ -76,6 +78,10 @@ def default_config() -> config_dict.ConfigDict:
     config.lr_decay_epochs = ()  # step: epochs at which lr is multiplied
     config.lr_decay_factor = 0.1  # by this factor.
     config.label_smoothing = 0.0
+    # Precise BatchNorm: before each validation and at the end, set every
+    # BatchNorm's statistics to the exact ones of this many training
+    # batches, weights frozen (localgrad.callbacks.PreciseBatchNorm); 0: off.
+    config.precise_bn_batches = 0
     # The run.
     config.epochs = 10
     config.steps_per_epoch = config_dict.placeholder(int)  # None: one pass.
@@ -249,6 +255,8 @@ def check_config(config: config_dict.ConfigDict) -> None:
         _check_positive_int(name, config[name])
     _check_positive_int("steps_per_execution", config.steps_per_execution)
     _check_positive_int("keep_checkpoints", config.keep_checkpoints)
+    if config.precise_bn_batches != 0:
+        _check_positive_int("precise_bn_batches", config.precise_bn_batches)
     if config.steps_per_epoch is not None:
         _check_positive_int("steps_per_epoch", config.steps_per_epoch)
         if config.steps_per_epoch % config.steps_per_execution:
@@ -257,6 +265,10 @@ def check_config(config: config_dict.ConfigDict) -> None:
                 "multiple of steps_per_execution="
                 f"{config.steps_per_execution}."
             )
+    if config.head_width is not None and not config.head_width > 0:
+        raise ValueError(
+            f"head_width must be > 0 (or unset); got {config.head_width}."
+        )
     if not config.learning_rate > 0:
         raise ValueError(
             f"learning_rate must be > 0; got {config.learning_rate}."

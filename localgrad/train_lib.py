@@ -3,12 +3,15 @@
 The only module that reads a training config (see
 `localgrad.train_config.default_config` for the fields); everything it
 calls takes plain arguments. `bin/train.py` is a thin wrapper around
-`train_and_evaluate`.
+`train_and_evaluate` and `localgrad.train_summary.summary`.
 
 Layout of the work directory:
 
 - `config.json`: the resolved config (a resumed run must match it);
-- `checkpoints/epoch-NNNN.npz`: the training state after each epoch;
+- `checkpoints/epoch-NNNN.npz`: the training state after each epoch,
+  written atomically and checked on resume (a damaged one is kept as
+  `epoch-NNNN.npz.damaged` and the newest intact one is used, see
+  `EpochCheckpoint`);
 - `tensorboard/`: Keras' summaries (per-block losses and accuracies) and
   `BlockSummaries` (per-block learning rates, examples per second);
 - `model.keras`: the trained GreedyModel;
@@ -33,7 +36,7 @@ from ml_collections import config_dict
 
 from localgrad import data as data_lib
 from localgrad import models, plots, train_setup
-from localgrad.callbacks import GreedySchedule
+from localgrad.callbacks import GreedySchedule, PreciseBatchNorm
 from localgrad.callbacks.block_summaries import BlockSummaries
 from localgrad.callbacks.checkpoint import EpochCheckpoint
 from localgrad.train_config import check_config
@@ -77,14 +80,17 @@ def train_and_evaluate(
     Args:
         config: A training config (fields of `default_config()`).
         workdir: The run's directory (created if missing). Running again
-            in the same directory resumes from the last finished epoch.
+            in the same directory resumes from the last finished epoch
+            (with the same config; `epochs` may be raised to continue a
+            finished run).
         callbacks: Extra Keras callbacks, run after localgrad's own.
 
     Returns:
         The metrics also written to `workdir/metrics.json`.
 
     Raises:
-        ValueError: for a bad config, or a workdir holding another run.
+        ValueError: for a bad config, a workdir holding another run, or
+            one holding more finished epochs than `config.epochs`.
         FileNotFoundError: if the data set is not on disk.
     """
     started = time.time()
@@ -108,10 +114,21 @@ def train_and_evaluate(
             os.path.join(workdir, "checkpoints"), config.keep_checkpoints
         )
         initial_epoch = checkpoint.restore(model)
+        if initial_epoch > config.epochs:
+            raise ValueError(
+                f"{workdir} holds a run with {initial_epoch} finished "
+                f"epochs, more than epochs={config.epochs}: set epochs >= "
+                f"{initial_epoch} to continue it, or use a new workdir."
+            )
         train = data.train.repeat()
         if initial_epoch and config.replay_data_on_resume:
             train = train.skip(initial_epoch * data.steps_per_epoch)
         log_dir = os.path.join(workdir, "tensorboard")
+        precise_bn = []
+        if config.precise_bn_batches:
+            precise_bn = [
+                PreciseBatchNorm(config.precise_bn_batches, data.train.repeat())
+            ]
         model.fit(
             train,
             epochs=config.epochs,
@@ -123,6 +140,7 @@ def train_and_evaluate(
                 keras.callbacks.TensorBoard(log_dir, write_graph=False),
                 BlockSummaries(log_dir, data.examples_per_epoch),
                 checkpoint,
+                *precise_bn,
                 *callbacks,
             ],
             verbose=1 if sys.stdout.isatty() else 2,
@@ -151,8 +169,17 @@ def train_and_evaluate(
     return metrics
 
 
+# The fields a resumed run may change: more epochs continue a run.
+_RESUMABLE_CHANGES = ("epochs",)
+
+
 def _write_config(config, workdir):
-    """Writes config.json; a resumed run must have the same config."""
+    """Writes config.json; a resumed run must have the same config.
+
+    Only `epochs` may differ: a run started again with more epochs
+    continues where it stopped (its learning-rate schedule and greedy
+    schedule then span the new number of epochs).
+    """
     resolved = json.loads(json.dumps(config.to_dict()))
     path = os.path.join(workdir, "config.json")
     has_checkpoints = bool(
@@ -165,6 +192,7 @@ def _write_config(config, workdir):
             key
             for key in set(previous) | set(resolved)
             if previous.get(key) != resolved.get(key)
+            and key not in _RESUMABLE_CHANGES
         )
         if changed:
             raise ValueError(

@@ -22,7 +22,7 @@ def build_greedy_model(
     num_blocks: int = 1,
     boundaries: Sequence[int] | None = None,
     heads: str | None = None,
-    head_width: float = 1.0,
+    head_width: float | None = None,
     balance: str | None = None,
     decoupling: str | None = None,
 ) -> GreedyModel:
@@ -43,7 +43,8 @@ def build_greedy_model(
         boundaries: Explicit boundaries instead of an even split.
         heads: A head name; None for the method's own (`mlp_sr` for DGL,
             `predsim` for PredSim).
-        head_width: `width_mult` of the heads.
+        head_width: `width_mult` of the heads; None for 1.0, or, with
+            `decoupling`, the width the search used (when the file says).
         balance: None, `"memory"` or `"compute"`.
         decoupling: A SEDONA `decoupling.json`: its K-block boundaries and
             heads are used.
@@ -61,15 +62,16 @@ def build_greedy_model(
             f"Unknown method {method!r}; use backprop, dgl or predsim."
         )
     if decoupling is not None:
+        given = {} if head_width is None else {"head_width": head_width}
         return GreedyModel.from_decoupling(
-            network, decoupling, num_blocks, head_width=head_width
+            network, decoupling, num_blocks, **given
         )
     return GreedyModel(
         network,
         num_blocks=None if boundaries else num_blocks,
         boundaries=list(boundaries) if boundaries else None,
         heads=heads or METHOD_HEADS[method],
-        head_width=head_width,
+        head_width=1.0 if head_width is None else head_width,
         balance=balance,
     )
 

@@ -1,5 +1,8 @@
 """Tests of localgrad.callbacks.EpochCheckpoint."""
 
+import json
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -83,3 +86,80 @@ def test_restore_refuses_another_model(tmp_path):
 def test_max_to_keep_must_be_positive():
     with pytest.raises(ValueError, match="max_to_keep"):
         EpochCheckpoint("/tmp/unused", max_to_keep=0)
+
+
+def _fit_with_checkpoints(directory, epochs=3):
+    x, y = _data()
+    model = _model()
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[EpochCheckpoint(directory, max_to_keep=2)],
+    )
+    return model
+
+
+def test_damaged_newest_checkpoint_falls_back_and_is_kept(tmp_path, caplog):
+    _fit_with_checkpoints(str(tmp_path))
+    newest = tmp_path / "epoch-0003.npz"
+    garbage = np.random.default_rng(1).bytes(100)
+    newest.write_bytes(garbage)
+    older = localgrad.checkpoint_files.read_arrays(
+        str(tmp_path / "epoch-0002.npz")
+    )[0]
+
+    fresh = _model()
+    checkpoint = EpochCheckpoint(str(tmp_path))
+    with caplog.at_level("WARNING"):
+        assert checkpoint.restore(fresh) == 2
+    assert [record["epoch"] for record in checkpoint.history] == [0, 1]
+    for i, variable in enumerate(fresh.weights):
+        np.testing.assert_array_equal(variable.numpy(), older[f"model/{i}"])
+    # The damaged file is kept, renamed, and no longer counts.
+    aside = tmp_path / "epoch-0003.npz.damaged"
+    assert aside.read_bytes() == garbage
+    assert checkpoint.damaged == [str(aside)]
+    assert [p.rsplit("/", 1)[-1] for p in checkpoint.checkpoints()] == [
+        "epoch-0002.npz"
+    ]
+    messages = caplog.text
+    assert "Damaged checkpoint: " + str(newest) in messages
+    assert "is not an .npz archive" in messages
+    assert "Kept it as " + str(aside) in messages
+    assert "Resuming from the intact checkpoint" in messages
+    assert "epoch-0002.npz" in messages
+
+
+def test_every_checkpoint_damaged_starts_over(tmp_path, caplog):
+    _fit_with_checkpoints(str(tmp_path), epochs=2)
+    for name in ("epoch-0001.npz", "epoch-0002.npz"):
+        path = tmp_path / name
+        path.write_bytes(path.read_bytes()[:50])  # Truncated.
+    (tmp_path / "epoch-0002.npz.damaged").write_bytes(b"an earlier one")
+    checkpoint = EpochCheckpoint(str(tmp_path))
+    with caplog.at_level("WARNING"):
+        assert checkpoint.restore(_model()) == 0
+    assert checkpoint.history == []
+    assert "training starts from epoch 0" in caplog.text
+    assert sorted(os.listdir(tmp_path)) == [
+        "epoch-0001.npz.damaged",
+        "epoch-0002.npz.damaged",
+        "epoch-0002.npz.damaged-1",
+    ]
+    assert (tmp_path / "epoch-0002.npz.damaged").read_bytes() == (
+        b"an earlier one"
+    )
+
+
+def test_saved_checkpoints_carry_a_manifest(tmp_path):
+    _fit_with_checkpoints(str(tmp_path), epochs=1)
+    path = str(tmp_path / "epoch-0001.npz")
+    with np.load(path) as stored:
+        meta = json.loads(str(stored["meta"]))
+        names = set(stored.files) - {"meta"}
+    assert set(meta["manifest"]) == names
+    assert meta["epochs_done"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["epoch-0001.npz"]

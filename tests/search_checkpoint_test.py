@@ -39,3 +39,18 @@ def test_a_damaged_state_file_is_a_clear_error(tmp_path):
         file.write("not numpy")
     with pytest.raises(ValueError, match="start afresh"):
         checkpoint.load(capacity=2)
+
+
+def test_damaged_snapshot_or_state_is_a_clear_error(tmp_path):
+    checkpoint = SearchCheckpoint(str(tmp_path))
+    checkpoint.save(_memory([1.0]), {"alpha": np.eye(2)}, {"step": 1})
+    (snapshot,) = os.listdir(checkpoint.memory_directory)
+    path = os.path.join(checkpoint.memory_directory, snapshot)
+    with open(path, "wb") as file:
+        file.write(np.random.default_rng(0).bytes(100))
+    with pytest.raises(ValueError, match="snapshot .* is not an .npz archive"):
+        checkpoint.load(capacity=2)
+    with open(checkpoint.state_path, "r+b") as file:
+        file.truncate(40)
+    with pytest.raises(ValueError, match="search checkpoint is damaged"):
+        checkpoint.load(capacity=2)

@@ -76,3 +76,31 @@ def test_killed_run_resumes_and_finishes(tmp_path):
         assert json.load(file)["num_blocks"] == 2
     assert (workdir / "model.keras").exists()
     assert (workdir / "accuracy_by_block.png").exists()
+    _check_summary(second.stdout, workdir, metrics)
+
+
+def _check_summary(stdout, workdir, metrics):
+    """The run ends by saying what it produced, naming real files."""
+    summary = stdout[stdout.index("Done: vgg11 on digits") :].splitlines()
+    accuracy = f"{metrics['test_accuracy']:.2%}"
+    assert f"Test accuracy of the classifier: {accuracy}" in summary
+    for head in metrics["heads"]:
+        line = (
+            f"  block {head['block']} ({head['head']} after unit "
+            f"{head['depth']}): {head['test_accuracy']:.2%}"
+        )
+        assert line in summary
+    named = {}
+    for line in summary:
+        what, _, path = line.partition(": ")
+        if path.strip().startswith(str(workdir)):
+            named[what] = path.strip()
+    assert sorted(named) == ["TensorBoard logs", "metrics", "model", "plot"]
+    for path in named.values():
+        assert os.path.exists(path), path
+    assert os.path.isdir(named["TensorBoard logs"])
+    export = [line for line in summary if "export.py" in line]
+    assert len(export) == 1
+    binary = export[0].split()[1]
+    assert os.path.exists(binary)
+    assert f"--workdir={workdir} " in export[0]

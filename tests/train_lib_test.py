@@ -4,6 +4,7 @@ import glob
 import importlib.util
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -151,6 +152,53 @@ def test_resume_refuses_a_changed_config(full_run):
         train_lib.train_and_evaluate(changed, workdir)
 
 
+def test_damaged_newest_checkpoint_resumes_from_the_older(full_run, tmp_path):
+    # Issue 8: a finished run whose newest checkpoint was overwritten with
+    # 100 random bytes, started again, used to die in numpy's unpickler.
+    full_dir, config, metrics = full_run
+    workdir = str(tmp_path / "run")
+    shutil.copytree(full_dir, workdir)
+    newest = os.path.join(workdir, "checkpoints", "epoch-0002.npz")
+    garbage = np.random.default_rng(0).bytes(100)
+    with open(newest, "wb") as file:
+        file.write(garbage)
+    recorder = _EpochRecorder()
+    repeated = train_lib.train_and_evaluate(
+        config, workdir, callbacks=[recorder]
+    )
+    assert recorder.epochs == [1]  # Epoch 2 trained again from epoch 1.
+    assert [record["epoch"] for record in repeated["history"]] == [0, 1]
+    with open(newest + ".damaged", "rb") as file:
+        assert file.read() == garbage  # The user's file is kept.
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == [
+        "epoch-0001.npz",
+        "epoch-0002.npz",
+        "epoch-0002.npz.damaged",
+    ]
+    # Same data order and state: the same result as the undamaged run.
+    assert repeated["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_more_epochs_continue_a_finished_run(full_run, tmp_path):
+    full_dir, config, _ = full_run
+    workdir = str(tmp_path / "run")
+    shutil.copytree(full_dir, workdir)
+    longer = _tiny_config()
+    longer.epochs = 3
+    recorder = _EpochRecorder()
+    metrics = train_lib.train_and_evaluate(
+        longer, workdir, callbacks=[recorder]
+    )
+    assert recorder.epochs == [2]
+    assert [record["epoch"] for record in metrics["history"]] == [0, 1, 2]
+    with open(os.path.join(workdir, "config.json")) as file:
+        assert json.load(file)["epochs"] == 3
+    shorter = _tiny_config()
+    shorter.epochs = 1
+    with pytest.raises(ValueError, match="3 finished epochs, more than"):
+        train_lib.train_and_evaluate(shorter, workdir)
+
+
 def test_predsim_sequential_with_label_smoothing(tmp_path):
     config = _tiny_config()
     config.method = "predsim"
@@ -191,7 +239,7 @@ def _block_learning_rates(directory, epoch=0):
     return [rates[block] for block in sorted(rates)]
 
 
-def test_decoupling_file_sets_boundaries_and_heads(tmp_path):
+def test_decoupling_file_sets_boundaries_heads_and_width(tmp_path):
     from localgrad.search import make_decoupling, write_decoupling
 
     network = localgrad.models.build("vgg11", (8, 8, 1), 10, width=0.125)
@@ -207,6 +255,7 @@ def test_decoupling_file_sets_boundaries_and_heads(tmp_path):
             ["mlp_sr", "linear"],
             alpha,
             beta,
+            search={"head_width": 0.5},
         ),
     )
     config = _tiny_config()
@@ -220,6 +269,50 @@ def test_decoupling_file_sets_boundaries_and_heads(tmp_path):
         "linear",
         "classifier",
     ]
+    # Issue 12: the heads are built at the searched width, not at 1.0 ...
+    model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
+    assert model.head_width == 0.5
+    # ... unless the config sets a width itself.
+    config.head_width = 0.25
+    train_lib.train_and_evaluate(config, str(tmp_path / "explicit"))
+    explicit = str(tmp_path / "explicit" / "model.keras")
+    assert keras.saving.load_model(explicit).head_width == 0.25
+
+
+def test_head_width_must_be_positive(tmp_path):
+    config = _tiny_config()
+    config.head_width = 0.0
+    with pytest.raises(ValueError, match="head_width must be > 0"):
+        train_lib.train_and_evaluate(config, str(tmp_path))
+
+
+def test_precise_bn_batches_reestimates_before_each_validation(
+    tmp_path, monkeypatch
+):
+    from localgrad.callbacks import precise_batch_norm
+
+    calls = []
+    recompute = precise_batch_norm.PreciseBatchNorm.recompute
+
+    def recording(self, model=None):
+        examples = recompute(self, model)
+        calls.append((self.num_batches, examples))
+        return examples
+
+    monkeypatch.setattr(
+        precise_batch_norm.PreciseBatchNorm, "recompute", recording
+    )
+    config = _tiny_config()
+    config.precise_bn_batches = 3
+    config.validation_fraction = 0.1
+    config.steps_per_epoch = 2
+    train_lib.train_and_evaluate(config, str(tmp_path))
+    # Before each of the 2 validations; the end of training (same weights
+    # as at the last validation) needs no new estimate.
+    assert calls == [(3, 3 * config.batch_size)] * 2
+    config.precise_bn_batches = -1
+    with pytest.raises(ValueError, match="precise_bn_batches"):
+        train_lib.train_and_evaluate(config, str(tmp_path / "bad"))
 
 
 def test_missing_data_fail_before_any_model_is_built(tmp_path, monkeypatch):

@@ -3,3 +3,4 @@
 from localgrad.callbacks.block_summaries import BlockSummaries
 from localgrad.callbacks.checkpoint import EpochCheckpoint
 from localgrad.callbacks.greedy_schedule import GreedySchedule
+from localgrad.callbacks.precise_batch_norm import PreciseBatchNorm

@@ -1,12 +1,14 @@
 """EpochCheckpoint: the whole training state after every epoch, and resume."""
 
-import json
+import itertools
 import os
 import re
 import time
 
 import keras
-import numpy as np
+from absl import logging
+
+from localgrad import checkpoint_files
 
 _FILE = re.compile(r"^epoch-(\d+)\.npz$")
 
@@ -22,10 +24,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
     to pass to `fit(initial_epoch=...)`.
 
     Each checkpoint is one `epoch-NNNN.npz` file, written to a temporary
-    name and renamed, so a run killed while saving leaves the previous
-    checkpoint intact. (`tf.train.Checkpoint` is not used: it does not
-    reach a Keras 3 model's non-trainable weights, such as BatchNorm
-    statistics.)
+    file, flushed to disk and renamed, so a run killed while saving leaves
+    the previous checkpoint intact; each holds a manifest (shape, dtype and
+    SHA-256 of every array) that `restore` checks. A damaged checkpoint is
+    set aside as `epoch-NNNN.npz.damaged` with a warning, and the newest
+    intact one is used instead. (`tf.train.Checkpoint` is not used: it
+    does not reach a Keras 3 model's non-trainable weights, such as
+    BatchNorm statistics.)
 
     Example:
 
@@ -35,6 +40,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     model.fit(data, epochs=10, initial_epoch=initial_epoch,
               callbacks=[checkpoint])
     checkpoint.history  # one dict of logs per epoch, resumed ones included
+    checkpoint.damaged  # damaged checkpoints `restore` set aside, if any
     ```
 
     Args:
@@ -52,6 +58,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.directory = directory
         self.max_to_keep = max_to_keep
         self.history = []
+        self.damaged = []
         self._epoch_start = None
 
     def checkpoints(self) -> list[str]:
@@ -66,7 +73,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         return [os.path.join(self.directory, name) for _, name in found]
 
     def restore(self, model: keras.Model) -> int:
-        """Loads the newest checkpoint into `model`, if there is one.
+        """Loads the newest intact checkpoint into `model`, if there is one.
+
+        A damaged checkpoint (truncated, overwritten, not matching its
+        manifest) is renamed to `<name>.damaged` (never deleted), a warning
+        names it and the older checkpoint used instead, and the next older
+        one is tried. With no intact checkpoint left, training starts over.
 
         Args:
             model: The compiled model, built exactly as when it was saved.
@@ -76,17 +88,69 @@ class EpochCheckpoint(keras.callbacks.Callback):
             the `initial_epoch` of the resumed `fit`.
 
         Raises:
-            ValueError: if the checkpoint was written by a different model
-                (other variable count or shapes).
+            ValueError: if an intact checkpoint was written by a different
+                model (other variable count or shapes).
         """
-        paths = self.checkpoints()
-        if not paths:
-            self.history = []
-            return 0
-        path = paths[-1]
-        with np.load(path) as stored:
-            arrays = {key: stored[key] for key in stored.files}
-        meta = json.loads(str(arrays.pop("meta")))
+        self.history = []
+        self.damaged = []
+        for path in reversed(self.checkpoints()):
+            try:
+                arrays, meta = checkpoint_files.read_arrays(path)
+            except checkpoint_files.DamagedFileError as error:
+                self.damaged.append(self._set_aside(path, error))
+                continue
+            self._check_model(model, path, arrays)
+            for group, variables in _variable_groups(model).items():
+                for i, variable in enumerate(variables):
+                    variable.assign(arrays[f"{group}/{i}"])
+            self.history = list(meta["history"])
+            if self.damaged:
+                logging.warning("Resuming from the intact checkpoint %s.", path)
+            return int(meta["epochs_done"])
+        if self.damaged:
+            logging.warning(
+                "No intact checkpoint is left in %s: training starts from "
+                "epoch 0.",
+                self.directory,
+            )
+        return 0
+
+    def save(self, epochs_done: int) -> str:
+        """Writes a checkpoint of `self.model` now; returns its path.
+
+        The file is written atomically (see `localgrad.checkpoint_files`);
+        then the oldest checkpoints beyond `max_to_keep` are removed.
+        """
+        os.makedirs(self.directory, exist_ok=True)
+        arrays = {}
+        for group, variables in _variable_groups(self.model).items():
+            for i, variable in enumerate(variables):
+                arrays[f"{group}/{i}"] = variable.numpy()
+        meta = {"epochs_done": int(epochs_done), "history": self.history}
+        path = os.path.join(self.directory, f"epoch-{epochs_done:04d}.npz")
+        checkpoint_files.write_arrays(path, arrays, meta)
+        for old in self.checkpoints()[: -self.max_to_keep]:
+            os.remove(old)
+        return path
+
+    def _set_aside(self, path, error):
+        """Renames a damaged checkpoint out of the way; returns its name."""
+        aside = path + ".damaged"
+        for copy in itertools.count(1):
+            if not os.path.exists(aside):
+                break
+            aside = f"{path}.damaged-{copy}"
+        os.replace(path, aside)
+        logging.warning(
+            "Damaged checkpoint: %s Kept it as %s; trying the next older "
+            "checkpoint.",
+            error,
+            aside,
+        )
+        return aside
+
+    @staticmethod
+    def _check_model(model, path, arrays):
         for group, variables in _variable_groups(model).items():
             count = sum(key.startswith(group + "/") for key in arrays)
             if count != len(variables):
@@ -105,29 +169,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
                         f"{tuple(value.shape)} in the checkpoint: it was "
                         "written by a different model or configuration."
                     )
-        for group, variables in _variable_groups(model).items():
-            for i, variable in enumerate(variables):
-                variable.assign(arrays[f"{group}/{i}"])
-        self.history = list(meta["history"])
-        return int(meta["epochs_done"])
-
-    def save(self, epochs_done: int) -> str:
-        """Writes a checkpoint of `self.model` now; returns its path."""
-        os.makedirs(self.directory, exist_ok=True)
-        arrays = {}
-        for group, variables in _variable_groups(self.model).items():
-            for i, variable in enumerate(variables):
-                arrays[f"{group}/{i}"] = variable.numpy()
-        meta = {"epochs_done": int(epochs_done), "history": self.history}
-        arrays["meta"] = np.array(json.dumps(meta))
-        path = os.path.join(self.directory, f"epoch-{epochs_done:04d}.npz")
-        temporary = path + ".tmp"
-        with open(temporary, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(temporary, path)
-        for old in self.checkpoints()[: -self.max_to_keep]:
-            os.remove(old)
-        return path
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()

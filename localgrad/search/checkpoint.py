@@ -9,14 +9,16 @@ Layout of `{workdir}/checkpoint/`:
 Snapshot files are never overwritten: a save writes new ones, then moves a
 new `search_state.npz` into place (an atomic rename), then deletes the
 files it no longer lists. A kill at any moment leaves the previous complete
-checkpoint readable.
+checkpoint readable. Every file is written and verified on read by
+`localgrad.checkpoint_files` (flushed to disk, a manifest of checksums); a
+damaged one is a clear error (there is no older state to fall back to).
 """
 
-import json
 import os
 
 import numpy as np
 
+from localgrad import checkpoint_files
 from localgrad.search.weight_memory import WeightMemory
 
 STATE_FILE = "search_state.npz"
@@ -57,12 +59,7 @@ class SearchCheckpoint:
         """
         files = memory.save(self.memory_directory)
         meta = dict(meta, memory_files=files)
-        content = dict(arrays)
-        content["meta"] = np.asarray(json.dumps(meta))
-        temporary = self.state_path + ".tmp"
-        with open(temporary, "wb") as file:
-            np.savez(file, **content)
-        os.replace(temporary, self.state_path)
+        checkpoint_files.write_arrays(self.state_path, arrays, meta)
         WeightMemory.remove_unlisted(self.memory_directory, files)
 
     def load(self, capacity: int) -> tuple[WeightMemory, dict, dict]:
@@ -72,13 +69,11 @@ class SearchCheckpoint:
             ValueError: if the checkpoint is damaged.
         """
         try:
-            with np.load(self.state_path) as data:
-                arrays = {k: data[k] for k in data.files if k != "meta"}
-                meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError) as error:
+            arrays, meta = checkpoint_files.read_arrays(self.state_path)
+        except checkpoint_files.DamagedFileError as error:
             raise ValueError(
-                f"Cannot read the search checkpoint {self.state_path}: "
-                f"{error}. Delete {self.directory} to start afresh."
+                f"The search checkpoint is damaged: {error}. Delete "
+                f"{self.directory} to start afresh."
             ) from error
         memory = WeightMemory.load(
             self.memory_directory, meta["memory_files"], capacity

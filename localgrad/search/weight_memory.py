@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from localgrad import checkpoint_files
 from localgrad.search.state import SupernetState
 
 
@@ -164,21 +165,18 @@ def _write_snapshot(path: str, snapshot: Snapshot) -> None:
     for part, values in zip(SupernetState._fields, snapshot.state):
         for index, value in enumerate(values):
             arrays[f"{part}_{index:05d}"] = value
-    temporary = path + ".tmp"
-    with open(temporary, "wb") as file:
-        np.savez(file, **arrays)
-    os.replace(temporary, path)
+    checkpoint_files.write_arrays(path, arrays, {})
 
 
 def _read_snapshot(path: str) -> Snapshot:
-    with np.load(path) as data:
-        parts = {name: [] for name in SupernetState._fields}
-        for key in sorted(data.files):
-            if key == "step":
-                continue
-            part, _ = key.rsplit("_", 1)
-            parts[part].append(data[key])
-        step = int(data["step"])
+    data, _ = checkpoint_files.read_arrays(path)
+    parts = {name: [] for name in SupernetState._fields}
+    for key in sorted(data):
+        if key == "step":
+            continue
+        part, _ = key.rsplit("_", 1)
+        parts[part].append(data[key])
+    step = int(data["step"])
     return Snapshot(
         step, SupernetState(*(tuple(parts[n]) for n in SupernetState._fields))
     )

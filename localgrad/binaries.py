@@ -1,0 +1,148 @@
+"""What every binary in bin/ shares: bad input is refused in one line.
+
+`run(main)` replaces `absl.app.run(main)`. A user error — a bad flag or
+config field, a config file that does not load, a check of localgrad's
+that refuses a value, a missing file — prints `error: <message>` as one
+line on stderr, without a traceback, and exits with status
+`EXIT_BAD_INPUT` (2). With `--verbosity=1` (or higher), or with the
+environment variable `LOCALGRAD_TRACEBACK=1`, the traceback is printed
+above that line. Any other exception is unexpected: it keeps its
+traceback and Python's exit status 1.
+
+What counts as a user error:
+
+- a flag or config-file error while absl parses the flags (config files
+  load then): an unknown field, a bad value, a config's own `ValueError`;
+- `ValueError` or `OSError` raised by localgrad's own code, a binary, or
+  `ml_collections.config_flags` (a config file that failed to load);
+- `FileNotFoundError`, `NotADirectoryError`, `IsADirectoryError` or
+  `PermissionError` from anywhere (their message names the path);
+- `absl.app.UsageError`.
+"""
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from absl import app, flags
+
+EXIT_BAD_INPUT = 2
+TRACEBACK_VARIABLE = "LOCALGRAD_TRACEBACK"
+
+_PATH_ERRORS = (
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+# Where a ValueError or OSError is a check's refusal, not a bug: files
+# whose path contains one of these.
+_CHECKING_CODE = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.sep + os.path.join("ml_collections", "config_flags") + os.sep,
+)
+
+
+def run(
+    main: Callable[[list[str]], None], argv: Sequence[str] | None = None
+) -> None:
+    """Runs an absl `main` as `app.run` does, refusing bad input in one line.
+
+    Example:
+
+    ```python
+    # bin/train.py
+    def main(argv):
+        train_lib.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+    if __name__ == "__main__":
+        localgrad.binaries.run(main)
+    ```
+
+    Args:
+        main: The binary's main, called with the arguments absl leaves.
+        argv: The command line (`sys.argv` if None).
+
+    Raises:
+        SystemExit: with status `EXIT_BAD_INPUT` for a user error.
+    """
+    checking = _CHECKING_CODE + (os.path.abspath(sys.argv[0]),)
+
+    def guarded_main(args):
+        # Read now: a main may change absl's verbosity (export does).
+        verbose = _traceback_wanted()
+        try:
+            return main(args)
+        except app.UsageError as error:
+            _refuse(error, verbose)
+        except _PATH_ERRORS as error:
+            _refuse(error, verbose)
+        except (ValueError, OSError) as error:
+            if not _raised_in(error, checking):
+                raise
+            _refuse(error, verbose)
+
+    app.run(guarded_main, argv=argv, flags_parser=_parse_flags)
+
+
+def one_line(message: str) -> str:
+    """`message` on one line; an embedded traceback keeps its last line.
+
+    Example:
+
+    ```python
+    one_line("flag --config: bad file:\\nTraceback (most recent call "
+             "last):\\n  ...\\nValueError: Unknown variant 'x'.")
+    # "flag --config: bad file: ValueError: Unknown variant 'x'."
+    ```
+    """
+    head, marker, tail = message.partition("Traceback (most recent call")
+    lines = [line.strip() for line in head.splitlines() if line.strip()]
+    if marker:
+        last = [line.strip() for line in tail.splitlines() if line.strip()]
+        lines += last[-1:]
+    return " ".join(lines)
+
+
+def _parse_flags(argv):
+    verbose = _traceback_wanted()
+    try:
+        return flags.FLAGS(argv)
+    except (AttributeError, KeyError) as error:
+        # ml_collections' way of saying that `--config.<field>` names no
+        # field (a KeyError inside, with "Did you mean" hints).
+        inner = error.args[0] if error.args else error
+        if isinstance(inner, BaseException) and inner.args:
+            inner = inner.args[0]
+        field, *hints = str(inner).splitlines()
+        _refuse(
+            error, verbose, ". ".join([f"Unknown config field {field}"] + hints)
+        )
+    except (flags.Error, ValueError, OSError) as error:
+        _refuse(error, verbose)
+
+
+def _traceback_wanted():
+    wanted = os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0")
+    verbosity = flags.FLAGS["verbosity"]
+    return wanted or (verbosity.present and verbosity.value >= 1)
+
+
+def _raised_in(error, places):
+    """Whether `error` was raised in a file whose path contains a place."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    if frame is None:
+        return False
+    filename = os.path.abspath(frame.tb_frame.f_code.co_filename)
+    return any(place in filename for place in places)
+
+
+def _refuse(error, show_traceback, message=None):
+    if show_traceback:
+        traceback.print_exception(error, file=sys.stderr)
+    sys.stderr.write(f"error: {one_line(message or str(error))}\n")
+    sys.stderr.flush()
+    sys.exit(EXIT_BAD_INPUT)

@@ -1,0 +1,158 @@
+"""Tests of localgrad.binaries: the real binaries refuse bad input in one
+line, with status 2; the traceback only when asked; bugs keep theirs."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import app
+
+from localgrad import binaries
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+# TensorFlow's and absl's own log lines (e.g. "no CUDA drivers" at import)
+# are not the binary's output.
+_LOG_LINE = re.compile(
+    r"^([IWEF]\d{4} \d\d:\d\d:\d\d"
+    r"|WARNING: All log messages before absl::InitializeLog"
+    r"|To enable the following instructions)"
+)
+
+
+def _run_binary(name, *args, env=None):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bin", name), *args],
+        env=dict(os.environ, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not _LOG_LINE.match(line)
+    ]
+    return result.returncode, lines
+
+
+@pytest.mark.parametrize(
+    "binary, args, expected",
+    [
+        (
+            "train.py",
+            ["--config=configs/tiny.py", "--config.epoch=3"],
+            "Unknown config field 'epoch'. Did you mean \"epochs\"",
+        ),
+        (
+            "train.py",
+            ["--config=configs/tiny.py", "--config.schedule=zigzag"],
+            "Unknown schedule 'zigzag'; use one of",
+        ),
+        (
+            "search.py",
+            ["--config=configs/search/tiny.py", "--config.meta_iterations=-1"],
+            "meta_iterations must be >= 0",
+        ),
+        ("export.py", ["--output=unused"], "no trained model in"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(tmp_path, binary, args, expected):
+    workdir = f"--workdir={tmp_path / 'run'}"
+    args = [arg.replace("configs/", ROOT + "/configs/") for arg in args]
+    status, lines = _run_binary(binary, *args, workdir)
+    assert status == binaries.EXIT_BAD_INPUT
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+
+
+def test_verbosity_1_adds_the_traceback(tmp_path):
+    status, lines = _run_binary(
+        "train.py",
+        f"--config={ROOT}/configs/tiny.py",
+        "--config.schedule=zigzag",
+        f"--workdir={tmp_path}",
+        "--verbosity=1",
+    )
+    assert status == binaries.EXIT_BAD_INPUT
+    assert lines[0] == "Traceback (most recent call last):"
+    assert any("check_config" in line for line in lines)
+    assert lines[-1].startswith("error: Unknown schedule 'zigzag'")
+
+
+def test_environment_switch_adds_the_traceback(tmp_path):
+    status, lines = _run_binary(
+        "export.py",
+        f"--workdir={tmp_path}",
+        "--output=unused",
+        env={binaries.TRACEBACK_VARIABLE: "1"},
+    )
+    assert status == binaries.EXIT_BAD_INPUT
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-1].startswith("error: no trained model in")
+
+
+def _run(main, capsys):
+    """binaries.run in this process; returns (exit status, stderr lines)."""
+    with pytest.raises(SystemExit) as exit_info:
+        binaries.run(main, argv=["binary"])
+    return exit_info.value.code, capsys.readouterr().err.splitlines()
+
+
+def test_path_and_usage_errors_are_refused(capsys):
+    def missing_file(argv):
+        open("/no/such/file")
+
+    status, lines = _run(missing_file, capsys)
+    assert status == 2
+    assert lines == [
+        "error: [Errno 2] No such file or directory: '/no/such/file'"
+    ]
+
+    def usage(argv):
+        raise app.UsageError("--early_exits=a: give 'all'.")
+
+    assert _run(usage, capsys) == (2, ["error: --early_exits=a: give 'all'."])
+
+
+def test_a_check_in_localgrad_is_refused(capsys):
+    from localgrad import train_config
+
+    def bad_config(argv):
+        config = train_config.default_config()
+        config.method = "dni"
+        train_config.check_config(config)
+
+    status, lines = _run(bad_config, capsys)
+    assert status == 2
+    assert len(lines) == 1 and lines[0].startswith("error: Unknown method")
+
+
+def test_unexpected_errors_keep_their_traceback():
+    def bug(argv):
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        binaries.run(bug, argv=["binary"])
+
+    def numpy_value_error(argv):  # Not a check of localgrad's.
+        np.zeros(3).reshape(2)
+
+    with pytest.raises(ValueError, match="reshape"):
+        binaries.run(numpy_value_error, argv=["binary"])
+
+
+def test_one_line_keeps_the_last_line_of_an_embedded_traceback():
+    message = (
+        "flag --config=x.py:v: Error whilst parsing config file:\n\n"
+        "  Traceback (most recent call last):\n    File ...\n"
+        "  ValueError: Unknown variant 'v'.\n"
+    )
+    assert binaries.one_line(message) == (
+        "flag --config=x.py:v: Error whilst parsing config file: "
+        "ValueError: Unknown variant 'v'."
+    )
+    assert binaries.one_line("a\n  b\n") == "a b"
