@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's C++ INFO.
 
 from absl import app, flags  # noqa: E402
 
+from localgrad import binaries  # noqa: E402
 from localgrad.distribute.worker import serve  # noqa: E402
 
 flags.DEFINE_list("cluster", None, "Every worker's host:port, in task order.")
@@ -30,11 +31,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        serve(FLAGS.cluster, FLAGS.task, FLAGS.threads)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from error
+    serve(FLAGS.cluster, FLAGS.task, FLAGS.threads)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    binaries.run(main)

@@ -156,3 +156,10 @@ def test_one_line_keeps_the_last_line_of_an_embedded_traceback():
         "ValueError: Unknown variant 'v'."
     )
     assert binaries.one_line("a\n  b\n") == "a b"
+
+
+def test_worker_refuses_a_bad_cluster_address_in_one_line():
+    status, lines = _run_binary("worker.py", "--cluster=nohost", "--task=0")
+    assert status == binaries.EXIT_BAD_INPUT
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and "nohost" in lines[0]
