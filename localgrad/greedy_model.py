@@ -15,6 +15,7 @@ from localgrad.blocks.executors import EXECUTORS
 from localgrad.blocks.hand_over import HandOver
 from localgrad.blocks.objective import HeadObjective
 from localgrad.blocks.trackers import BlockTrackers
+from localgrad.decoupling_file import read_decoupling
 from localgrad.network import Network
 
 
@@ -153,8 +154,6 @@ class GreedyModel(keras.Model):
         Raises:
             ValueError: if the file is corrupt or for another network.
         """
-        from localgrad.search import read_decoupling
-
         found = read_decoupling(path, network)
         boundaries, heads = found.decoupling(num_blocks)
         if "head_width" in found.search:
