@@ -22,8 +22,7 @@ def assign_devices(
 
     ```python
     assign_devices(["/cpu:0", "/cpu:1"], 4)
-    # ['/job:localhost/replica:0/task:0/device:CPU:0', (twice), '...CPU:1'
-    #  (twice)]
+    # ['/device:CPU:0', '/device:CPU:0', '/device:CPU:1', '/device:CPU:1']
     ```
 
     Args:
@@ -31,7 +30,7 @@ def assign_devices(
         num_blocks: K.
 
     Returns:
-        K full device names (or K Nones).
+        K device names as TensorFlow lists them (or K Nones).
 
     Raises:
         ValueError: for a device that does not exist (listing those that
@@ -60,12 +59,12 @@ def assign_devices(
 
 
 def resolve_device(name: str) -> str:
-    """The full name of the one logical device `name` denotes.
+    """The name TensorFlow lists for the one device `name` denotes.
 
     Example:
 
     ```python
-    resolve_device("/cpu:1")  # '/job:localhost/replica:0/task:0/device:CPU:1'
+    resolve_device("/cpu:1")  # '/device:CPU:1'
     ```
 
     Raises:
@@ -140,13 +139,10 @@ def _matches(wanted: tf.DeviceSpec, full_name: str) -> bool:
     wanted_type = (wanted.device_type or "").upper()
     return (
         (not wanted_type or wanted_type == have.device_type.upper())
-        and (
-            wanted.device_index is None
-            or wanted.device_index == have.device_index
-        )
-        and (wanted.job is None or wanted.job == have.job)
-        and (wanted.replica is None or wanted.replica == have.replica)
-        and (wanted.task is None or wanted.task == have.task)
+        and wanted.device_index in (None, have.device_index)
+        and wanted.job in (None, have.job or "localhost")
+        and wanted.replica in (None, have.replica or 0)
+        and wanted.task in (None, have.task or 0)
     )
 
 
