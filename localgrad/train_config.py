@@ -291,6 +291,13 @@ def _check_schedule(config):
     if config.schedule == "parallel":
         return
     epochs = schedule_epochs(config.num_blocks, config.e1, config.e2)
+    if abs(epochs - round(epochs)) > 1e-9:
+        raise ValueError(
+            f"schedule={config.schedule!r} with e1={config.e1}, e2="
+            f"{config.e2} trains num_blocks={config.num_blocks} blocks for "
+            f"{epochs:g} epochs, not a whole number: choose e1 and e2 whose "
+            "sum over the blocks is whole."
+        )
     if abs(epochs - config.epochs) > 1e-9:
         raise ValueError(
             f"schedule={config.schedule!r} trains block k for e1 + k*e2 "

@@ -51,6 +51,7 @@ def test_sequential_runs_last_the_schedule_epochs():
         ({"schedule": "multilap", "laps": 0}, "laps must be a positive"),
         ({"e1": 0.0}, "e1 .* must be > 0"),
         ({"e2": -1.0}, "e2"),
+        ({"schedule": "sequential", "e1": 0.3}, "not a whole number"),
     ],
 )
 def test_bad_schedule_fields(fields, message):
