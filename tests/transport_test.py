@@ -214,3 +214,23 @@ def test_block_getters_reject_the_other_mode_and_bad_blocks():
         Transport(tau=1.0).initial_multiplier(0, 2)
     with pytest.raises(ValueError, match="block=2 is not a block"):
         Transport(tau=1.0).for_block(2, 2)
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "jit"])
+def test_regularized_loss_is_the_same_compiled(mode):
+    net = _residual_network()
+    x = np.random.default_rng(2).normal(size=(2, 8, 8, 1)).astype("float32")
+    block = Transport(uzawa_step=1.0).for_block(1, 2)
+
+    def loss(inputs):
+        _, term = block.run(net.units[0:2], inputs, training=False)
+        return block.regularized_loss(tf.constant(0.5), term), term
+
+    if mode != "eager":
+        loss = tf.function(loss, jit_compile=mode == "jit")
+    value, term = loss(x)
+    # λ_1 = 2 at the start: 0.5 + term / 2.
+    assert float(value) == pytest.approx(0.5 + float(term) / 2, rel=1e-5)
+    block.multiplier.assign(4.0)  # The compiled loss reads the variable.
+    value, term = loss(x)
+    assert float(value) == pytest.approx(0.5 + float(term) / 4, rel=1e-5)
