@@ -1,5 +1,4 @@
-"""Transport regularization (Karkar et al., NeurIPS 2023): the settings and
-each block's state.
+"""Transport regularization (Karkar et al., NeurIPS 2023): the settings.
 
 Each block's local loss gets a kinetic-energy term (methods.md §4): with a
 fixed step τ the block minimises `loss + term / (2τ)`; with the adaptive
