@@ -53,8 +53,10 @@ def default_config() -> config_dict.ConfigDict:
     config.head_width = 1.0
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
-    # Which blocks train when: parallel, sequential or multilap, with
-    # `laps` and block k's share e1 + k * e2 of the run.
+    # Which blocks train when: parallel, sequential or multilap. The
+    # sequential schedules train block k for e1 + k * e2 epochs (over
+    # `laps` laps for multilap), so `epochs` must be their sum over the K
+    # blocks (Karkar et al.: e1 = 50, e2 = 10).
     config.schedule = "parallel"
     config.laps = 1
     config.e1 = 1.0
@@ -259,6 +261,51 @@ def check_config(config: config_dict.ConfigDict) -> None:
             f"lr_schedule={config.lr_schedule!r}."
         )
     _check_method(config)
+    _check_schedule(config)
+
+
+def schedule_epochs(num_blocks: int, e1: float, e2: float) -> float:
+    """The epochs of a sequential or multi-lap run: Σ_k (e1 + k·e2).
+
+    Example:
+
+    ```python
+    schedule_epochs(4, e1=50, e2=10)  # 260.0
+    ```
+    """
+    return num_blocks * e1 + e2 * num_blocks * (num_blocks - 1) / 2
+
+
+def _check_schedule(config):
+    _check_positive_int("laps", config.laps)
+    if config.laps != 1 and config.schedule != "multilap":
+        raise ValueError(
+            f"laps={config.laps} is for schedule='multilap'; got schedule="
+            f"{config.schedule!r}."
+        )
+    if not (config.e1 > 0 and config.e2 >= 0):
+        raise ValueError(
+            "e1 (epochs of block 0) must be > 0 and e2 (epochs each deeper "
+            f"block adds) >= 0; got e1={config.e1}, e2={config.e2}."
+        )
+    if config.schedule == "parallel":
+        return
+    epochs = schedule_epochs(config.num_blocks, config.e1, config.e2)
+    if abs(epochs - round(epochs)) > 1e-9:
+        raise ValueError(
+            f"schedule={config.schedule!r} with e1={config.e1}, e2="
+            f"{config.e2} trains num_blocks={config.num_blocks} blocks for "
+            f"{epochs:g} epochs, not a whole number: choose e1 and e2 whose "
+            "sum over the blocks is whole."
+        )
+    if abs(epochs - config.epochs) > 1e-9:
+        raise ValueError(
+            f"schedule={config.schedule!r} trains block k for e1 + k*e2 "
+            f"epochs (e1={config.e1}, e2={config.e2}), {epochs:g} epochs "
+            f"for num_blocks={config.num_blocks}, but epochs="
+            f"{config.epochs}. Set --config.epochs={epochs:g}, or change "
+            "e1 and e2 so that their sum over the blocks is the epochs."
+        )
 
 
 def _check_method(config):

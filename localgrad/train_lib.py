@@ -248,7 +248,7 @@ def _build_compiled_model(config, data, schedule):
     )
     total_steps = config.epochs * data.steps_per_epoch
     block_steps = train_setup.block_train_steps(
-        schedule, model.num_blocks, total_steps
+        schedule, model.num_blocks, config.epochs, data.steps_per_epoch
     )
     learning_rates = [
         _learning_rate(config, steps / total_steps, data.steps_per_epoch)

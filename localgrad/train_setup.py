@@ -220,34 +220,45 @@ def build_loss(label_smoothing: float = 0.0) -> keras.losses.Loss:
 
 
 def block_train_steps(
-    schedule: GreedySchedule, num_blocks: int, total_steps: int
+    schedule: GreedySchedule,
+    num_blocks: int,
+    epochs: int,
+    steps_per_epoch: int,
 ) -> list[int]:
-    """How many steps each block trains in a run of `total_steps` steps.
+    """How many steps each block trains in a run.
 
-    Every step for the parallel schedule; the block's phases for the
-    sequential and multi-lap ones (as `GreedySchedule.plan` lays them out).
+    Every step for the parallel schedule; the steps of the block's phases
+    for the sequential and multi-lap ones (e1 + k·e2 epochs for block k, as
+    `GreedySchedule.plan` lays them out). A per-block learning-rate
+    schedule over these many steps spans exactly the block's own phases.
 
     Example:
 
     ```python
-    block_train_steps(GreedySchedule("sequential"), 4, 100)  # [25] * 4
+    schedule = GreedySchedule("sequential", epochs_per_block=2,
+                              extra_epochs_per_depth=1)
+    block_train_steps(schedule, 3, epochs=9, steps_per_epoch=10)
+    # [20, 30, 40]
     ```
 
     Args:
         schedule: The run's `GreedySchedule`.
         num_blocks: K.
-        total_steps: Epochs times steps per epoch.
+        epochs: The run's epochs.
+        steps_per_epoch: Training steps in one epoch.
 
     Returns:
         K step counts.
 
     Raises:
-        ValueError: if the run is too short for the schedule's phases.
+        ValueError: if `epochs` is not the schedule's `total_epochs(K)`, or
+            a phase is too short to get a step.
     """
     if schedule.mode == "parallel":
-        return [total_steps] * num_blocks
+        return [epochs * steps_per_epoch] * num_blocks
+    schedule.check_epochs(num_blocks, epochs)
     steps = [0] * num_blocks
-    for block, _, first, end in schedule.plan(num_blocks, total_steps):
+    for block, _, first, end in schedule.plan(num_blocks, steps_per_epoch):
         steps[block] += end - first
     return steps
 

@@ -29,3 +29,33 @@ def test_every_paper_config_names_its_network_and_data():
 def test_unknown_recipe_names_the_known_ones():
     with pytest.raises(ValueError, match="cifar10, tiny_imagenet"):
         train_config.paper_recipe("mnist", "mlp", "backprop")
+
+
+def test_sequential_runs_last_the_schedule_epochs():
+    config = train_config.default_config()
+    config.schedule, config.num_blocks = "sequential", 4
+    config.e1, config.e2 = 2.0, 1.0  # 2 + 3 + 4 + 5 = 14 epochs.
+    with pytest.raises(ValueError, match="--config.epochs=14"):
+        train_config.check_config(config)
+    config.epochs = 14
+    train_config.check_config(config)
+    config.schedule, config.laps = "multilap", 3  # Same budget in laps.
+    train_config.check_config(config)
+    assert train_config.schedule_epochs(4, 50, 10) == 260
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"laps": 2}, "laps=2 is for schedule='multilap'"),
+        ({"schedule": "multilap", "laps": 0}, "laps must be a positive"),
+        ({"e1": 0.0}, "e1 .* must be > 0"),
+        ({"e2": -1.0}, "e2"),
+        ({"schedule": "sequential", "e1": 0.3}, "not a whole number"),
+    ],
+)
+def test_bad_schedule_fields(fields, message):
+    config = train_config.default_config()
+    config.update(fields)
+    with pytest.raises(ValueError, match=message):
+        train_config.check_config(config)

@@ -156,6 +156,8 @@ def test_predsim_sequential_with_label_smoothing(tmp_path):
     config.method = "predsim"
     config.boundaries = (1, 3)  # PredSim heads need maps of 2x2 or more.
     config.schedule = "sequential"
+    config.e1, config.e2 = 0.5, 0.5  # Blocks train 0.5, 1 and 1.5 epochs.
+    config.epochs = 3
     config.label_smoothing = 0.1
     config.steps_per_epoch = 6
     config.validation_fraction = 0.1
@@ -168,8 +170,8 @@ def test_predsim_sequential_with_label_smoothing(tmp_path):
     assert metrics["boundaries"] == [1, 3]
     history = metrics["history"]
     assert "val_accuracy" in history[0]
-    # 12 steps, 4 per block: after epoch 0 (6 steps) block 0 is done, block
-    # 1 is half-way through its own cosine schedule, block 2 not started.
+    # 3, 6 and 9 steps: after epoch 0 (6 steps) block 0 is done, block 1
+    # is half-way through its own cosine schedule, block 2 not started.
     rates = _block_learning_rates(str(tmp_path / "tensorboard" / "train"))
     np.testing.assert_allclose(
         rates,
