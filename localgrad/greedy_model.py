@@ -15,8 +15,13 @@ from localgrad.blocks.executors import EXECUTORS
 from localgrad.blocks.hand_over import HandOver
 from localgrad.blocks.objective import HeadObjective
 from localgrad.blocks.trackers import BlockTrackers
+from localgrad.blocks.transport_objective import (
+    TransportObjective,
+    block_transports,
+)
 from localgrad.decoupling_file import read_decoupling
 from localgrad.network import Network
+from localgrad.transport import Transport
 
 
 @keras.saving.register_keras_serializable(package="localgrad")
@@ -41,6 +46,11 @@ class GreedyModel(keras.Model):
     model.fit(x, y, epochs=3)
     model.evaluate(x, y, return_dict=True)  # accuracy, block_k_accuracy, ...
 
+    # Transport regularization (Karkar et al.): each block's local loss
+    # plus term / (2τ), τ halved for the first half of the blocks.
+    model = localgrad.GreedyModel(net, num_blocks=8, heads="cnn1",
+        transport=localgrad.Transport(tau=1.0, varying=True))
+
     # Block k on device k, all blocks at once on one-step buffers:
     model = localgrad.GreedyModel(net, num_blocks=2,
                                   devices=["/gpu:0", "/gpu:1"])
@@ -57,7 +67,10 @@ class GreedyModel(keras.Model):
     Logs: `block_k_loss` and one `block_k_<metric>` per compiled metric for
     every block that ran (the last block's are the network's own, also
     reported without prefix), and `loss`, the sum of the local losses of the
-    blocks that ran: the objective the step minimised.
+    blocks that ran: the objective the step minimised. With `transport`,
+    each block's local loss includes its weighted transport term, and the
+    logs add `block_k_transport` (the mean term over the epoch's batches)
+    and, with the Uzawa multiplier, `block_k_uzawa_lambda` (λ_k now).
 
     Args:
         network: The `localgrad.Network` to train.
@@ -80,11 +93,17 @@ class GreedyModel(keras.Model):
             outputs cross devices. With fewer devices than blocks,
             consecutive blocks share one; extra devices stay idle. The
             placement is not saved with the model. None: default placement.
+        transport: A `localgrad.Transport`: every block's objective adds
+            its transport term (`localgrad.blocks.TransportObjective`);
+            the blocks' λ_k are non-trainable weights of the model, so
+            saving and checkpoints keep them. None: no term.
 
     Raises:
         ValueError: for bad boundaries, block counts, balance or heads, a
-            device that does not exist, or devices under a multi-device
-            distribution strategy.
+            device that does not exist, devices under a multi-device
+            distribution strategy, a `transport` that is not a
+            `localgrad.Transport`, or a block whose transport term is
+            undefined (see `Transport.check_blocks`).
     """
 
     def __init__(
@@ -97,6 +116,7 @@ class GreedyModel(keras.Model):
         balance: str | None = None,
         balance_batch_size: int = 128,
         devices: Sequence[str] | None = None,
+        transport: Transport | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -124,6 +144,10 @@ class GreedyModel(keras.Model):
         )
         for block in self.blocks:
             placement.move_variables(block.variables, block.device)
+        self.transport = transport
+        self.block_transports = block_transports(
+            transport, network, self.blocks
+        )
         self._trained_blocks = None
         self._execution = "synchronous"
         self._executors = {}
@@ -349,7 +373,7 @@ class GreedyModel(keras.Model):
                         network=block.head is self.network.classifier,
                     )
                     block.compile(
-                        HeadObjective(block.head, self._compiled.loss),
+                        self._objective(block),
                         _clone_optimizer(self.optimizer),
                         trackers,
                     )
@@ -392,6 +416,7 @@ class GreedyModel(keras.Model):
             [m for t in trackers for m in t.network_metrics]
             + [t.loss for t in trackers]
             + [m for t in trackers for m in t.block_metrics]
+            + [m for block in self.blocks for m in block.objective.metrics]
         )
 
     def get_metrics_result(self):
@@ -416,7 +441,7 @@ class GreedyModel(keras.Model):
                 outputs, local = block.local_loss(
                     hand_over, y, sample_weight, training=False
                 )
-                block.trackers.update(local, y, sample_weight)
+                block.update_state(local, y, sample_weight, training=False)
             return outputs
 
         run_chain(self.blocks, HandOver(x), step)
@@ -467,6 +492,9 @@ class GreedyModel(keras.Model):
             boundaries=self.boundaries,
             heads=[keras.saving.serialize_keras_object(h) for h in self.heads],
             head_width=self.head_width,
+            transport=None
+            if self.transport is None
+            else keras.saving.serialize_keras_object(self.transport),
         )
         return config
 
@@ -479,6 +507,10 @@ class GreedyModel(keras.Model):
         config["heads"] = [
             keras.saving.deserialize_keras_object(h) for h in config["heads"]
         ]
+        if config.get("transport") is not None:
+            config["transport"] = keras.saving.deserialize_keras_object(
+                config["transport"]
+            )
         return cls(**config)
 
     def _executor(self):
@@ -491,11 +523,20 @@ class GreedyModel(keras.Model):
             )
         return self._executors[self._execution]
 
+    def _objective(self, block):
+        """Block's objective: its head's loss, plus its transport term."""
+        objective = HeadObjective(block.head, self._compiled.loss)
+        if self.block_transports:
+            objective = TransportObjective(
+                objective, self.block_transports[block.index]
+            )
+        return objective
+
     def _logs(self, blocks):
         blocks = list(blocks)
         logs = {"loss": sum(b.trackers.loss.result() for b in blocks)}
         for block in blocks:
-            logs.update(block.trackers.results())
+            logs.update(block.logs())
         return logs
 
 

@@ -3,7 +3,8 @@
 A `GreedyModel` is K `Block`s; each learns from its `Objective` with its
 own optimizer on its own device and hands a `HandOver` to the next; an
 `Executor` runs the blocks for a training step (`SynchronousExecutor` or
-`PipelinedExecutor`).
+`PipelinedExecutor`). A `TransportObjective` adds Karkar et al.'s
+transport term to a block's objective.
 
 Example:
 
@@ -24,6 +25,7 @@ from localgrad.blocks.executors import (
 from localgrad.blocks.hand_over import HandOver
 from localgrad.blocks.objective import HeadObjective, LocalLoss, Objective
 from localgrad.blocks.trackers import BlockTrackers
+from localgrad.blocks.transport_objective import TransportObjective
 
 __all__ = [
     "EXECUTORS",
@@ -36,6 +38,7 @@ __all__ = [
     "Objective",
     "PipelinedExecutor",
     "SynchronousExecutor",
+    "TransportObjective",
     "build_blocks",
     "run_chain",
 ]

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from localgrad import boundaries as boundaries_lib
 from localgrad.blocks.hand_over import HandOver
-from localgrad.blocks.objective import LocalLoss, Objective
+from localgrad.blocks.objective import LocalLoss, Objective, run_units
 from localgrad.blocks.trackers import BlockTrackers
 
 
@@ -27,6 +27,8 @@ class Block:
     block.unit_range, block.device      # (3, 7), "/device:CPU:1"
     hand_over = block.call_units(HandOver(x), training=False)
     outputs, local = block.local_loss(HandOver(x), y)
+    block.update_state(local, y)  # trackers (and objective) after a batch
+    block.logs()  # {"block_1_loss": ..., "block_1_accuracy": ...}
     ```
 
     Args:
@@ -98,26 +100,44 @@ class Block:
 
     def call_units(self, inputs: HandOver, training=False) -> HandOver:
         """Runs the block's units on a hand-over."""
-        features = inputs.features
-        for unit in self.units:
-            features = unit(features, training=training)
-        return inputs._replace(features=features)
+        return run_units(self.units, inputs, training)
 
     def local_loss(
         self, inputs: HandOver, y, sample_weight=None, training=False
     ) -> tuple[HandOver, LocalLoss]:
-        """Runs the block and its objective (plus the units' own losses).
+        """Runs the block under its objective (plus the units' own losses).
+
+        The objective runs the units (`Objective.run`): most score the
+        output alone; a transport objective also measures how far the
+        units move their input.
 
         Returns:
             `(outputs, local)`: the block's output hand-over (not detached)
             and its `LocalLoss`.
         """
-        outputs = self.call_units(inputs, training)
-        local = self.objective(outputs, y, sample_weight, training)
+        outputs, local = self.objective.run(
+            self.units, inputs, y, sample_weight, training
+        )
         loss = local.loss
         for unit in self.units:
             loss += sum(unit.losses, 0.0)
         return outputs, local._replace(loss=loss)
+
+    def update_state(
+        self, local: LocalLoss, y, sample_weight=None, training=False
+    ) -> None:
+        """Adds one batch to the trackers and the objective's state.
+
+        Called after the block's optimizer step when training (the
+        objective may then adapt itself: the Uzawa multiplier), after the
+        forward pass when evaluating.
+        """
+        self.trackers.update(local, y, sample_weight)
+        self.objective.update_state(local, training)
+
+    def logs(self) -> dict:
+        """`{name: value}` of the block's trackers and its objective."""
+        return {**self.trackers.results(), **self.objective.logs()}
 
 
 def build_blocks(

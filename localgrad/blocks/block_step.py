@@ -2,7 +2,9 @@
 
 A block's training step: forward through its units and objective under a
 tape, gradients of its local loss over its own variables, its optimizer's
-update, its trackers' update; it returns its output hand-over, detached.
+update, then its trackers' and its objective's update (the Uzawa
+multiplier of a transport objective); it returns its output hand-over,
+detached.
 Executors decide how these steps are compiled and dispatched: one
 execution per block (synchronous) or one execution for all blocks
 (pipelined). Everything a step creates or runs is on the block's device.
@@ -54,7 +56,7 @@ def train_step(block: Block, jit_compile: bool = False):
         with block.device_scope():
             outputs, local, gradients = compute(inputs, y, sample_weight)
             optimizer.apply_gradients(zip(gradients, block.trainable_variables))
-            block.trackers.update(local, y, sample_weight)
+            block.update_state(local, y, sample_weight, training=True)
             return outputs.detached()
 
     return step

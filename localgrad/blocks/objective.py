@@ -8,6 +8,7 @@ losses); an objective only says which of them a block uses, on what.
 """
 
 import abc
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import keras
@@ -22,20 +23,27 @@ class LocalLoss(NamedTuple):
     Attributes:
         loss: The scalar local loss (a plain per-replica batch mean).
         predictions: What the block's metrics read (class logits).
+        parts: None, or a dict of named scalars the objective reads again
+            after the step, in its `update_state` (the transport
+            objective's `base_loss` and `transport_term`).
     """
 
     loss: Any
     predictions: Any
+    parts: Any = None
 
 
 class Objective(abc.ABC):
     """The local objective of one block.
 
     Subclasses give `layers` (the auxiliary layers trained with the block,
-    whose variables the block's optimizer updates) and `__call__`. A new
-    method plugs in as an objective (a transport term wrapping another
-    objective, Associated Learning's losses over a label-side stream)
-    without changing blocks or executors.
+    whose variables the block's optimizer updates) and `__call__`, the
+    loss of the block's output. A new method plugs in as an objective
+    (a transport term wrapping another objective, Associated Learning's
+    losses over a label-side stream) without changing blocks or
+    executors: an objective whose loss reads more of the block's forward
+    pass than its output overrides `run`; one that keeps state or
+    trackers of its own gives `metrics`, `update_state` and `logs`.
 
     Example:
 
@@ -76,6 +84,46 @@ class Objective(abc.ABC):
         Returns:
             A `LocalLoss`.
         """
+
+    def run(
+        self,
+        units: Sequence[keras.layers.Layer],
+        inputs: HandOver,
+        y,
+        sample_weight=None,
+        training=False,
+    ) -> tuple[HandOver, LocalLoss]:
+        """Runs a block's units on `inputs` and scores their output.
+
+        The block's forward pass under its objective: by default the units
+        in order, then `__call__` on their output. An objective whose loss
+        reads the pass itself (how far the units move their input)
+        overrides this.
+
+        Returns:
+            `(outputs, local)`: the units' output hand-over (not detached)
+            and its `LocalLoss`.
+        """
+        outputs = run_units(units, inputs, training)
+        return outputs, self(outputs, y, sample_weight, training)
+
+    @property
+    def metrics(self) -> list:
+        """The objective's own trackers (listed in the model's `metrics`)."""
+        return []
+
+    def update_state(self, local: LocalLoss, training: bool) -> None:
+        """Updates the objective's state after one batch.
+
+        Called after the block's optimizer step (`training=True`) and
+        after each evaluation batch (`training=False`), outside any XLA
+        computation, with the batch's `LocalLoss`. By default, nothing.
+        """
+        return None
+
+    def logs(self) -> dict:
+        """What the objective adds to the block's logs (`{name: value}`)."""
+        return {metric.name: metric.result() for metric in self.metrics}
 
 
 class HeadObjective(Objective):
@@ -120,6 +168,23 @@ class HeadObjective(Objective):
         return LocalLoss(
             plain_mean(self.loss, y, logits, sample_weight), logits
         )
+
+
+def run_units(
+    units: Sequence[keras.layers.Layer], inputs: HandOver, training=False
+) -> HandOver:
+    """Runs `units` in order on a hand-over's features.
+
+    Example:
+
+    ```python
+    outputs = run_units(block.units, HandOver(x), training=False)
+    ```
+    """
+    features = inputs.features
+    for unit in units:
+        features = unit(features, training=training)
+    return inputs._replace(features=features)
 
 
 def plain_mean(loss, y, predictions, sample_weight=None):
