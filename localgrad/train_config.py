@@ -6,6 +6,8 @@ the modules in `configs/` start from it and override what they change.
 and the fix, before any data or model is touched.
 """
 
+import math
+
 from ml_collections import config_dict
 
 METHODS = ("backprop", "dgl", "predsim")
@@ -61,6 +63,16 @@ def default_config() -> config_dict.ConfigDict:
     config.laps = 1
     config.e1 = 1.0
     config.e2 = 0.0
+    # Transport regularization (Karkar et al.): each block's local loss
+    # adds its transport term, weighted by a fixed step, 1 / (2 tau) (tau
+    # halved for the first half of the blocks with transport_varying), or
+    # by the adaptive Uzawa multiplier 1 / lambda_k (lambda_k raised by
+    # uzawa_step times the block's loss every uzawa_every steps, 50 if
+    # unset). Set transport_tau or uzawa_step, not both; neither: no term.
+    config.transport_tau = config_dict.placeholder(float)
+    config.transport_varying = False
+    config.uzawa_step = config_dict.placeholder(float)
+    config.uzawa_every = config_dict.placeholder(int)
     # Optimization; each block gets its own copy of the optimizer.
     config.optimizer = "sgd"
     config.learning_rate = 0.1
@@ -262,6 +274,7 @@ def check_config(config: config_dict.ConfigDict) -> None:
         )
     _check_method(config)
     _check_schedule(config)
+    _check_transport(config)
 
 
 def schedule_epochs(num_blocks: int, e1: float, e2: float) -> float:
@@ -306,6 +319,36 @@ def _check_schedule(config):
             f"{config.epochs}. Set --config.epochs={epochs:g}, or change "
             "e1 and e2 so that their sum over the blocks is the epochs."
         )
+
+
+def _check_transport(config):
+    tau, step = config.transport_tau, config.uzawa_step
+    if tau is not None and step is not None:
+        raise ValueError(
+            f"transport_tau={tau} (a fixed step) and uzawa_step={step} (the "
+            "adaptive multiplier) are two kinds of transport "
+            "regularization: set one of them."
+        )
+    if config.transport_varying and tau is None:
+        raise ValueError(
+            "transport_varying=True halves transport_tau for the first half "
+            "of the blocks: set transport_tau too (e.g. "
+            "--config.transport_tau=1)."
+        )
+    if config.uzawa_every is not None and step is None:
+        raise ValueError(
+            f"uzawa_every={config.uzawa_every} is the period of the Uzawa "
+            "update: set uzawa_step too (e.g. --config.uzawa_step=1)."
+        )
+    if tau is not None and not tau > 0:
+        raise ValueError(
+            f"transport_tau must be > 0 (inf for no term); got {tau}. A "
+            "smaller tau weighs the term more: term / (2 tau)."
+        )
+    if step is not None and not (step > 0 and math.isfinite(step)):
+        raise ValueError(f"uzawa_step must be a number > 0; got {step}.")
+    if config.uzawa_every is not None:
+        _check_positive_int("uzawa_every", config.uzawa_every)
 
 
 def _check_method(config):

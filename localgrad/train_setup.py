@@ -12,6 +12,7 @@ from localgrad.callbacks import GreedySchedule
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 from localgrad.train_config import METHOD_HEADS
+from localgrad.transport import Transport
 
 LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
 
@@ -25,6 +26,7 @@ def build_greedy_model(
     head_width: float = 1.0,
     balance: str | None = None,
     decoupling: str | None = None,
+    transport: Transport | None = None,
 ) -> GreedyModel:
     """The GreedyModel of a method: backprop, DGL or PredSim.
 
@@ -34,6 +36,9 @@ def build_greedy_model(
     net = localgrad.models.build("vgg11", (28, 28, 1), 10, width=0.25)
     model = build_greedy_model(net, "dgl", num_blocks=4)  # mlp_sr heads
     model = build_greedy_model(net, "backprop")            # K = 1
+    net = localgrad.models.build("resnet18", (28, 28, 1), 10, width=0.25)
+    model = build_greedy_model(net, "dgl", num_blocks=8, heads="cnn1",
+                               transport=localgrad.Transport(tau=1.0))
     ```
 
     Args:
@@ -47,6 +52,7 @@ def build_greedy_model(
         balance: None, `"memory"` or `"compute"`.
         decoupling: A SEDONA `decoupling.json`: its K-block boundaries and
             heads are used.
+        transport: A `localgrad.Transport` for every block, or None.
 
     Returns:
         The (uncompiled) `GreedyModel`.
@@ -55,14 +61,18 @@ def build_greedy_model(
         ValueError: for an unknown method, or what `GreedyModel` rejects.
     """
     if method == "backprop":
-        return GreedyModel(network, num_blocks=1)
+        return GreedyModel(network, num_blocks=1, transport=transport)
     if method not in METHOD_HEADS:
         raise ValueError(
             f"Unknown method {method!r}; use backprop, dgl or predsim."
         )
     if decoupling is not None:
         return GreedyModel.from_decoupling(
-            network, decoupling, num_blocks, head_width=head_width
+            network,
+            decoupling,
+            num_blocks,
+            head_width=head_width,
+            transport=transport,
         )
     return GreedyModel(
         network,
@@ -71,6 +81,7 @@ def build_greedy_model(
         heads=heads or METHOD_HEADS[method],
         head_width=head_width,
         balance=balance,
+        transport=transport,
     )
 
 
