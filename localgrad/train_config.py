@@ -11,7 +11,7 @@ import math
 from ml_collections import config_dict
 
 METHODS = ("backprop", "dgl", "predsim")
-SCHEDULES = ("parallel", "sequential", "multilap")
+SCHEDULES = ("parallel", "sequential", "multilap", "pipelined")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "step")
 BALANCES = ("memory", "compute")
@@ -55,10 +55,11 @@ def default_config() -> config_dict.ConfigDict:
     config.head_width = 1.0
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
-    # Which blocks train when: parallel, sequential or multilap. The
-    # sequential schedules train block k for e1 + k * e2 epochs (over
-    # `laps` laps for multilap), so `epochs` must be their sum over the K
-    # blocks (Karkar et al.: e1 = 50, e2 = 10).
+    # Which blocks train when: parallel, sequential or multilap; or
+    # pipelined (every block at every step, all at once, each on its
+    # device). The sequential schedules train block k for e1 + k * e2
+    # epochs (over `laps` laps for multilap), so `epochs` must be their sum
+    # over the K blocks (Karkar et al.: e1 = 50, e2 = 10).
     config.schedule = "parallel"
     config.laps = 1
     config.e1 = 1.0
@@ -73,6 +74,10 @@ def default_config() -> config_dict.ConfigDict:
     config.transport_varying = False
     config.uzawa_step = config_dict.placeholder(float)
     config.uzawa_every = config_dict.placeholder(int)
+    # Where the blocks live: device names (block k on devices[k]; fewer
+    # devices than blocks: consecutive blocks share one). Empty: default.
+    # On the command line: "--config.devices=('/gpu:0','/gpu:1')".
+    config.devices = ()
     # Optimization; each block gets its own copy of the optimizer.
     config.optimizer = "sgd"
     config.learning_rate = 0.1
@@ -272,6 +277,7 @@ def check_config(config: config_dict.ConfigDict) -> None:
             "lr_decay_epochs is for lr_schedule='step'; got "
             f"lr_schedule={config.lr_schedule!r}."
         )
+    _check_devices(config.devices)
     _check_method(config)
     _check_schedule(config)
     _check_transport(config)
@@ -301,7 +307,7 @@ def _check_schedule(config):
             "e1 (epochs of block 0) must be > 0 and e2 (epochs each deeper "
             f"block adds) >= 0; got e1={config.e1}, e2={config.e2}."
         )
-    if config.schedule == "parallel":
+    if config.schedule in ("parallel", "pipelined"):
         return
     epochs = schedule_epochs(config.num_blocks, config.e1, config.e2)
     if abs(epochs - round(epochs)) > 1e-9:
@@ -349,6 +355,18 @@ def _check_transport(config):
         raise ValueError(f"uzawa_step must be a number > 0; got {step}.")
     if config.uzawa_every is not None:
         _check_positive_int("uzawa_every", config.uzawa_every)
+
+
+def _check_devices(devices):
+    if isinstance(devices, str) or not all(
+        isinstance(name, str) and name.startswith("/") for name in devices
+    ):
+        raise ValueError(
+            f"devices={devices!r} must be a list of device names such as "
+            "('/gpu:0', '/gpu:1') or ('/job:worker/replica:0/task:1/device:"
+            "CPU:0',); on the command line: "
+            "\"--config.devices=('/cpu:0','/cpu:1')\"."
+        )
 
 
 def _check_method(config):

@@ -248,6 +248,7 @@ def _build_compiled_model(config, data, schedule):
         balance=config.balance,
         decoupling=config.decoupling,
         transport=_transport(config),
+        devices=tuple(config.devices),
     )
     total_steps = config.epochs * data.steps_per_epoch
     block_steps = train_setup.block_train_steps(

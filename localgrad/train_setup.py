@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import keras
 
 from localgrad.callbacks import GreedySchedule
+from localgrad.callbacks.greedy_schedule import EVERY_STEP
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 from localgrad.train_config import METHOD_HEADS
@@ -27,6 +28,7 @@ def build_greedy_model(
     balance: str | None = None,
     decoupling: str | None = None,
     transport: Transport | None = None,
+    devices: Sequence[str] = (),
 ) -> GreedyModel:
     """The GreedyModel of a method: backprop, DGL or PredSim.
 
@@ -53,6 +55,7 @@ def build_greedy_model(
         decoupling: A SEDONA `decoupling.json`: its K-block boundaries and
             heads are used.
         transport: A `localgrad.Transport` for every block, or None.
+        devices: Device names to place the blocks on (empty: default).
 
     Returns:
         The (uncompiled) `GreedyModel`.
@@ -60,8 +63,11 @@ def build_greedy_model(
     Raises:
         ValueError: for an unknown method, or what `GreedyModel` rejects.
     """
+    devices = list(devices) or None
     if method == "backprop":
-        return GreedyModel(network, num_blocks=1, transport=transport)
+        return GreedyModel(
+            network, num_blocks=1, devices=devices, transport=transport
+        )
     if method not in METHOD_HEADS:
         raise ValueError(
             f"Unknown method {method!r}; use backprop, dgl or predsim."
@@ -73,6 +79,7 @@ def build_greedy_model(
             num_blocks,
             head_width=head_width,
             transport=transport,
+            devices=devices,
         )
     return GreedyModel(
         network,
@@ -82,6 +89,7 @@ def build_greedy_model(
         head_width=head_width,
         balance=balance,
         transport=transport,
+        devices=devices,
     )
 
 
@@ -238,10 +246,11 @@ def block_train_steps(
 ) -> list[int]:
     """How many steps each block trains in a run.
 
-    Every step for the parallel schedule; the steps of the block's phases
-    for the sequential and multi-lap ones (e1 + k·e2 epochs for block k, as
-    `GreedySchedule.plan` lays them out). A per-block learning-rate
-    schedule over these many steps spans exactly the block's own phases.
+    Every step for the parallel and pipelined schedules; the steps of the
+    block's phases for the sequential and multi-lap ones (e1 + k·e2 epochs
+    for block k, as `GreedySchedule.plan` lays them out). A per-block
+    learning-rate schedule over these many steps spans exactly the block's
+    own phases.
 
     Example:
 
@@ -265,7 +274,7 @@ def block_train_steps(
         ValueError: if `epochs` is not the schedule's `total_epochs(K)`, or
             a phase is too short to get a step.
     """
-    if schedule.mode == "parallel":
+    if schedule.mode in EVERY_STEP:
         return [epochs * steps_per_epoch] * num_blocks
     schedule.check_epochs(num_blocks, epochs)
     steps = [0] * num_blocks

@@ -247,9 +247,7 @@ def test_pipelined_on_devices_trains_like_synchronous():
     pipelined = _model(transport, devices=devices)
     multiplier = pipelined.block_transports[2].multiplier.value
     assert multiplier.device.endswith("CPU:2")
-    pipelined.execution = "pipelined"
-    _fit(pipelined)
-    pipelined.finish_epoch()
+    _fit(pipelined, schedule=localgrad.callbacks.GreedySchedule("pipelined"))
     assert _multipliers(pipelined) == pytest.approx(
         _multipliers(synchronous), rel=1e-5
     )

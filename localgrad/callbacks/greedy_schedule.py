@@ -4,7 +4,9 @@ import math
 
 import keras
 
-MODES = ("parallel", "sequential", "multilap")
+MODES = ("parallel", "sequential", "multilap", "pipelined")
+# The schedules that train every block at every step, for any length.
+EVERY_STEP = ("parallel", "pipelined")
 
 
 class GreedySchedule(keras.callbacks.Callback):
@@ -21,6 +23,13 @@ class GreedySchedule(keras.callbacks.Callback):
     - `"multilap"` (Karkar et al.): the sequential schedule repeated `laps`
       times, block k training (e1 + k·e2) / laps epochs in each lap: the
       same compute as sequential.
+    - `"pipelined"`: every block trains at every step, all blocks at once,
+      block k on what block k - 1 produced at the step before (the model's
+      `execution = "pipelined"`; each block on its device when the model
+      was given `devices=`). The pipeline fills at the start of every
+      epoch and is drained at its end, so every block trains on every
+      batch exactly once per epoch. Cannot be combined with a sequential
+      or multi-lap schedule.
 
     e1 and e2 are epochs, so a sequential or multi-lap run has a fixed
     length, `total_epochs(K)` = Σ_k (e1 + k·e2): `fit` with exactly that
@@ -44,7 +53,7 @@ class GreedySchedule(keras.callbacks.Callback):
     ```
 
     Args:
-        mode: `"parallel"`, `"sequential"` or `"multilap"`.
+        mode: `"parallel"`, `"sequential"`, `"multilap"` or `"pipelined"`.
         laps: The number of laps (`"multilap"` only).
         epochs_per_block: e1, the epochs of block 0.
         extra_epochs_per_depth: e2, the epochs each deeper block adds.
@@ -99,13 +108,14 @@ class GreedySchedule(keras.callbacks.Callback):
         """The epochs `fit` must run: Σ_k (e1 + k·e2), laps included.
 
         Raises:
-            ValueError: for the parallel schedule (any length suits it), or
-                if the sum is not a whole number of epochs.
+            ValueError: for the parallel and pipelined schedules (any
+                length suits them), or if the sum is not a whole number of
+                epochs.
         """
-        if self.mode == "parallel":
+        if self.mode in EVERY_STEP:
             raise ValueError(
-                "The parallel schedule trains every block at every step; "
-                "it fits any number of epochs and has no total_epochs."
+                f"The {self.mode} schedule trains every block at every "
+                "step; it fits any number of epochs and has no total_epochs."
             )
         total = sum(self.block_epochs(num_blocks))
         if not math.isclose(total, round(total), abs_tol=1e-9):
@@ -119,7 +129,7 @@ class GreedySchedule(keras.callbacks.Callback):
 
     def check_epochs(self, num_blocks: int, epochs: int) -> None:
         """Raises a `ValueError` unless a run of `epochs` fits the plan."""
-        if self.mode == "parallel":
+        if self.mode in EVERY_STEP:
             return
         expected = self.total_epochs(num_blocks)
         if epochs != expected:
@@ -173,8 +183,10 @@ class GreedySchedule(keras.callbacks.Callback):
         return phases
 
     def on_train_begin(self, logs=None):
-        if self.mode == "parallel":
+        if self.mode in EVERY_STEP:
             self.model.trained_blocks = None
+            if self.mode == "pipelined":
+                self.model.execution = "pipelined"
             return
         num_blocks = self.model.num_blocks
         self.check_epochs(num_blocks, self.params["epochs"])
@@ -194,14 +206,31 @@ class GreedySchedule(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        if self.mode != "parallel" and not self.params.get("steps"):
+        if self.mode in EVERY_STEP:
+            return
+        if not self.params.get("steps"):
             self._select(epoch)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.mode != "parallel" and self.params.get("steps"):
+        if self.mode in EVERY_STEP:
+            return
+        if self.params.get("steps"):
             self._select(self._epoch * self._steps_per_epoch + batch)
 
+    def on_train_batch_end(self, batch, logs=None):
+        # The epoch's last batch: drain the pipeline before Keras reads the
+        # epoch's metrics and validates.
+        steps = self.params.get("steps")
+        if self.mode == "pipelined" and steps and batch + 1 >= steps:
+            self.model.finish_epoch()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.mode == "pipelined":
+            self.model.finish_epoch()
+
     def on_train_end(self, logs=None):
+        if self.mode == "pipelined":
+            self.model.execution = "synchronous"  # Drains what is left.
         self.model.trained_blocks = None
 
     def _phase_ends(self, num_blocks):
