@@ -187,13 +187,16 @@ def test_pipelining_with_a_sequential_schedule_is_refused(mode):
     x, y = _data()
     model = _model()
     laps = 2 if mode == "multilap" else 1
-    schedules = [
-        _pipelined(),
-        localgrad.callbacks.GreedySchedule(mode, laps=laps, verbose=0),
-    ]
+    schedule = localgrad.callbacks.GreedySchedule(mode, laps=laps, verbose=0)
+    epochs = schedule.total_epochs(model.num_blocks)  # The schedule's run.
     with pytest.raises(ValueError, match="cannot be pipelined"):
         model.fit(
-            x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=schedules
+            x,
+            y,
+            batch_size=BATCH,
+            epochs=epochs,
+            verbose=0,
+            callbacks=[_pipelined(), schedule],
         )
     model = _model()
     model.trained_blocks = [1]
