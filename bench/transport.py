@@ -25,17 +25,16 @@ the last block's accuracy per variant (`transport.md`, printed too). Goal
 K = 16 the last block beats the unregularized last block by ≥ 1 point.
 
 Every run is its own process (`--one`), so runs cannot share memory or
-compiled functions. Needs `GreedyModel(..., transport=...)` for the
-transport variants; the `none` variants run on any localgrad.
+compiled functions.
 
 Run (Fashion-MNIST from `apt-get install -y dataset-fashion-mnist`):
 
     python bench/transport.py --output_dir=bench/results/transport
 
-Smoke run (a minute or two):
+Smoke run (about a minute of CPU per variant):
 
-    python bench/transport.py --runs=resnet18:8 --transports=none \
-        --seeds=0 --train_fraction=0.01 --epochs=1 --laps=1 \
+    python bench/transport.py --runs=resnet18:8 --schedules=parallel \
+        --transports=tau --seeds=0 --train_fraction=0.005 --epochs=1 \
         --output_dir=/tmp/transport_smoke
 """
 
