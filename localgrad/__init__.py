@@ -24,9 +24,12 @@ from localgrad import (
     heads,
     models,
     search,
+    transport_term,
 )
+from localgrad.block_transport import BlockTransport
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 from localgrad.profile import UnitProfile, format_profile, profile
+from localgrad.transport import Transport
 
 __version__ = "0.1.0"

@@ -127,6 +127,66 @@ def balanced_boundaries(costs: Sequence[float], num_blocks: int) -> list:
     return sorted(boundaries)
 
 
+def resolve_boundaries(
+    network,
+    num_blocks: int | None = None,
+    boundaries: Sequence[int] | None = None,
+    balance: str | None = None,
+    balance_batch_size: int = 128,
+) -> list:
+    """The boundaries a `GreedyModel`'s arguments ask for.
+
+    Example:
+
+    ```python
+    resolve_boundaries(net, num_blocks=4, balance="compute")
+    resolve_boundaries(net, boundaries=[5, 12, 13])
+    ```
+
+    Args:
+        network: The `localgrad.Network` to split.
+        num_blocks: K, for an even or balanced split.
+        boundaries: Explicit boundaries instead.
+        balance: With `num_blocks`: None (equal unit counts), `"memory"`
+            (activation bytes at `balance_batch_size` plus gradient bytes)
+            or `"compute"` (FLOPs), measured by `localgrad.profile`.
+        balance_batch_size: The batch size the memory balance is for.
+
+    Returns:
+        K - 1 validated boundaries.
+
+    Raises:
+        ValueError: for both or neither of num_blocks and boundaries, bad
+            boundaries, or an unknown balance.
+    """
+    if (num_blocks is None) == (boundaries is None):
+        raise ValueError(
+            "Give exactly one of num_blocks (e.g. num_blocks=4) or "
+            "boundaries (e.g. boundaries=[5, 12, 13])."
+        )
+    if boundaries is not None:
+        if balance is not None:
+            raise ValueError(
+                "balance= chooses boundaries; it cannot be combined with "
+                "explicit boundaries. Pass num_blocks with balance."
+            )
+        return validate_boundaries(boundaries, network.num_units)
+    if balance is None:
+        return uniform_boundaries(network.num_units, num_blocks)
+    if balance not in ("memory", "compute"):
+        raise ValueError(
+            f"Unknown balance={balance!r}; use None, 'memory' or 'compute'."
+        )
+    from localgrad.profile import profile  # Traces the network: only here.
+
+    profiles = profile(network, batch_size=balance_batch_size)
+    if balance == "compute":
+        unit_costs = [p.flops for p in profiles]
+    else:
+        unit_costs = [p.activation_bytes + 4 * p.params for p in profiles]
+    return balanced_boundaries(unit_costs, num_blocks)
+
+
 def _check_num_blocks(num_blocks, num_units):
     if not 1 <= num_blocks <= num_units:
         raise ValueError(

@@ -1,17 +1,27 @@
 """GreedyModel: a network trained block by block from local losses."""
 
+import dataclasses
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
 from localgrad import boundaries as boundaries_lib
-from localgrad import heads as heads_lib
-from localgrad.block_steps import BlockSteps
+from localgrad.blocks import placement
+from localgrad.blocks.auxiliary_heads import HeadSpec, build_heads
+from localgrad.blocks.block import build_blocks, run_chain
+from localgrad.blocks.executors import EXECUTORS
+from localgrad.blocks.hand_over import HandOver
+from localgrad.blocks.objective import HeadObjective
+from localgrad.blocks.trackers import BlockTrackers
+from localgrad.blocks.transport_objective import (
+    TransportObjective,
+    block_transports,
+)
+from localgrad.decoupling_file import read_decoupling
 from localgrad.network import Network
-
-HeadSpec = str | keras.layers.Layer | Callable[..., keras.layers.Layer]
+from localgrad.transport import Transport
 
 
 @keras.saving.register_keras_serializable(package="localgrad")
@@ -35,12 +45,32 @@ class GreedyModel(keras.Model):
                   metrics=["accuracy"])
     model.fit(x, y, epochs=3)
     model.evaluate(x, y, return_dict=True)  # accuracy, block_k_accuracy, ...
+
+    # Transport regularization (Karkar et al.): each block's local loss
+    # plus term / (2τ), τ halved for the first half of the blocks.
+    model = localgrad.GreedyModel(net, num_blocks=8, heads="cnn1",
+        transport=localgrad.Transport(tau=1.0, varying=True))
+
+    # Block k on device k, all blocks at once on one-step buffers:
+    model = localgrad.GreedyModel(net, num_blocks=2,
+                                  devices=["/gpu:0", "/gpu:1"])
+    model.compile(...)
+    model.fit(x, y, epochs=3, callbacks=[
+        localgrad.callbacks.GreedySchedule("pipelined")])
     ```
+
+    The blocks are `model.blocks` (`localgrad.blocks.Block`: units, head,
+    device, and after `compile` objective, optimizer and trackers); an
+    executor runs them for a step (`execution`: synchronous by default,
+    pipelined with `GreedySchedule("pipelined")`).
 
     Logs: `block_k_loss` and one `block_k_<metric>` per compiled metric for
     every block that ran (the last block's are the network's own, also
     reported without prefix), and `loss`, the sum of the local losses of the
-    blocks that ran: the objective the step minimised.
+    blocks that ran: the objective the step minimised. With `transport`,
+    each block's local loss includes its weighted transport term, and the
+    logs add `block_k_transport` (the mean term over the epoch's batches)
+    and, with the Uzawa multiplier, `block_k_uzawa_lambda` (λ_k now).
 
     Args:
         network: The `localgrad.Network` to train.
@@ -56,9 +86,24 @@ class GreedyModel(keras.Model):
             or `"compute"` (even FLOPs), measured by `localgrad.profile`.
         balance_batch_size: The training batch size the memory balance is
             computed for (activations grow with it, gradients do not).
+        devices: Device names to place the blocks on (e.g.
+            `["/gpu:0", "/gpu:1"]`, or `/job:worker/...` names of a
+            connected cluster). Block k's variables, optimizer slots,
+            trackers and steps live on its device; only detached block
+            outputs cross devices. With fewer devices than blocks,
+            consecutive blocks share one; extra devices stay idle. The
+            placement is not saved with the model. None: default placement.
+        transport: A `localgrad.Transport`: every block's objective adds
+            its transport term (`localgrad.blocks.TransportObjective`);
+            the blocks' λ_k are non-trainable weights of the model, so
+            saving and checkpoints keep them. None: no term.
 
     Raises:
-        ValueError: for bad boundaries, block counts, balance or heads.
+        ValueError: for bad boundaries, block counts, balance or heads, a
+            device that does not exist, devices under a multi-device
+            distribution strategy, a `transport` that is not a
+            `localgrad.Transport`, or a block whose transport term is
+            undefined (see `Transport.check_blocks`).
     """
 
     def __init__(
@@ -70,20 +115,43 @@ class GreedyModel(keras.Model):
         head_width: float = 1.0,
         balance: str | None = None,
         balance_batch_size: int = 128,
+        devices: Sequence[str] | None = None,
+        transport: Transport | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.network = network
-        self.boundaries = _resolve_boundaries(
+        self.boundaries = boundaries_lib.resolve_boundaries(
             network, num_blocks, boundaries, balance, balance_batch_size
         )
         self.block_ranges = boundaries_lib.block_ranges(
             self.boundaries, network.num_units
         )
         self.head_width = head_width
-        self.heads = _build_heads(network, self.boundaries, heads, head_width)
+        self.heads = build_heads(network, self.boundaries, heads, head_width)
+        block_devices = placement.assign_devices(
+            devices, len(self.block_ranges)
+        )
+        if devices and self.distribute_strategy.num_replicas_in_sync > 1:
+            raise ValueError(
+                "devices= places blocks on devices; a multi-device "
+                "distribution strategy places replicas. Use one of them: "
+                "build the model outside the strategy's scope, or drop "
+                "devices=."
+            )
+        self.blocks = build_blocks(
+            network, self.boundaries, self.heads, block_devices
+        )
+        for block in self.blocks:
+            placement.move_variables(block.variables, block.device)
+        self.transport = transport
+        self.block_transports = block_transports(
+            transport, network, self.blocks
+        )
         self._trained_blocks = None
-        self._training = None
+        self._execution = "synchronous"
+        self._executors = {}
+        self._compiled = None
         self.built = True
 
     @classmethod
@@ -110,8 +178,6 @@ class GreedyModel(keras.Model):
         Raises:
             ValueError: if the file is corrupt or for another network.
         """
-        from localgrad.search import read_decoupling
-
         found = read_decoupling(path, network)
         boundaries, heads = found.decoupling(num_blocks)
         if "head_width" in found.search:
@@ -121,7 +187,12 @@ class GreedyModel(keras.Model):
     @property
     def num_blocks(self) -> int:
         """The number of blocks K."""
-        return len(self.block_ranges)
+        return len(self.blocks)
+
+    @property
+    def devices(self) -> list:
+        """The device of every block (None: the default placement)."""
+        return [block.device for block in self.blocks]
 
     @property
     def trained_blocks(self) -> list:
@@ -144,19 +215,83 @@ class GreedyModel(keras.Model):
                     f"trained_blocks={blocks} must name at least one block "
                     f"in 0..{self.num_blocks - 1}."
                 )
+            if self._execution == "pipelined" and len(blocks) < len(
+                self.blocks
+            ):
+                raise ValueError(
+                    f"trained_blocks={blocks}, but the model trains "
+                    "pipelined, where every block trains at every step: a "
+                    "sequential or multi-lap schedule cannot be pipelined. "
+                    "Use GreedySchedule('pipelined') alone, or the other "
+                    "schedule without it."
+                )
         self._trained_blocks = blocks
+
+    @property
+    def execution(self) -> str:
+        """How a training step runs the blocks: an executor's name.
+
+        `"synchronous"` (default): block k finishes before block k + 1
+        starts, each block's step its own execution (the memory-saving
+        path). `"pipelined"`: all blocks at every step, block k on what
+        block k - 1 produced at the step before, each on its device; set
+        by `GreedySchedule("pipelined")`, which also drains the pipeline at
+        the end of every epoch (`finish_epoch`). Setting it finishes what
+        is in flight first.
+        """
+        return self._execution
+
+    @execution.setter
+    def execution(self, name: str):
+        if name not in EXECUTORS:
+            raise ValueError(
+                f"Unknown execution {name!r}; use one of {sorted(EXECUTORS)}."
+            )
+        if name == "pipelined" and len(self.trained_blocks) < self.num_blocks:
+            raise ValueError(
+                f"Cannot train pipelined while trained_blocks="
+                f"{self.trained_blocks}: pipelining trains every block at "
+                "every step. Drop the sequential or multi-lap schedule."
+            )
+        if (
+            name == "pipelined"
+            and self.distribute_strategy.num_replicas_in_sync > 1
+        ):
+            raise ValueError(
+                "Pipelined training runs the blocks' all-reduces "
+                "concurrently, which a multi-device strategy cannot order; "
+                "train with MirroredStrategy synchronously (no "
+                "GreedySchedule('pipelined')), or pipeline with devices= "
+                "outside a strategy."
+            )
+        self.finish_epoch()
+        self._execution = name
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether batches wait in the pipeline for some blocks."""
+        return any(e.in_flight for e in self._executors.values())
+
+    def finish_epoch(self) -> None:
+        """Trains every block on the batches still in flight (pipelined).
+
+        `GreedySchedule("pipelined")` calls this at the end of every epoch;
+        the training function also calls it when the data run out, and
+        evaluation does before it starts. A no-op when nothing is in
+        flight.
+        """
+        for executor in self._executors.values():
+            executor.finish_epoch()
 
     @property
     def block_optimizers(self) -> list:
         """One optimizer per block (clones of the compiled one)."""
         self._assert_compile_called("block_optimizers")
-        return self._training.optimizers
+        return [block.optimizer for block in self.blocks]
 
     def block_trainable_variables(self, block: int) -> list:
         """The trainable variables of a block's units and its head."""
-        start, end = self.block_ranges[block]
-        layers = self.network.units[start:end] + [self._block_head(block)]
-        return [v for layer in layers for v in layer.trainable_variables]
+        return self.blocks[block].trainable_variables
 
     def call(self, inputs, training=None):
         return self.network(inputs, training=training)
@@ -170,10 +305,17 @@ class GreedyModel(keras.Model):
         logits = model.head_outputs(x)  # K tensors of shape (B, classes)
         ```
         """
-        outputs, features = [], inputs
-        for block, (start, end) in enumerate(self.block_ranges):
-            features = self.network.call_units(features, start, end, training)
-            outputs.append(self._block_head(block)(features, training=training))
+        outputs = []
+
+        def step(block, hand_over):
+            with block.device_scope():
+                hand_over = block.call_units(hand_over, training)
+                outputs.append(
+                    block.head(hand_over.features, training=training)
+                )
+            return hand_over
+
+        run_chain(self.blocks, HandOver(inputs), step)
         return outputs
 
     def evaluate_ensemble(
@@ -212,8 +354,12 @@ class GreedyModel(keras.Model):
         """Configures training; see `keras.Model.compile`.
 
         Every block gets its own clone of `optimizer` (its own iteration
-        count and learning-rate schedule). Each metric is tracked for the
-        network's classifier and, as `block_k_<name>`, for every block.
+        count and learning-rate schedule), built on the block's device, and
+        the objective `HeadObjective(head, loss)`. Each metric is tracked
+        for the network's classifier and, as `block_k_<name>`, for every
+        block. The block optimizers are tracked with the model: saving
+        (`save`, `save_weights`, `tf.train.Checkpoint`,
+        `keras.callbacks.BackupAndRestore`) stores their state.
         """
         if loss is None:
             raise ValueError(
@@ -224,17 +370,40 @@ class GreedyModel(keras.Model):
         # Only the block optimizers hold slots; the compiled one keeps the
         # global step count and the configuration users read and log.
         self.optimizer.build([])
-        self._training = _TrainingState(self, loss, metrics or [])
+        self.finish_epoch()
+        self._compiled = _CompileSpec(
+            keras.losses.get(loss), list(metrics or [])
+        )
+        with self.distribute_strategy.scope():
+            for block in self.blocks:
+                with block.device_scope():
+                    trackers = BlockTrackers.create(
+                        block.index,
+                        self._compiled.metrics,
+                        self._compiled.loss,
+                        network=block.head is self.network.classifier,
+                    )
+                    block.compile(
+                        self._objective(block),
+                        _clone_optimizer(self.optimizer),
+                        trackers,
+                    )
+        self._executors = {}
+        # Keras' saving walks attributes: the list stores the optimizers'
+        # variables with the weights. tf.train.Checkpoint follows
+        # TensorFlow trackables only: the module lists every variable.
+        self._block_optimizers = self.block_optimizers
+        self._checkpointed = _checkpointed_variables(self)
 
     def get_compile_config(self):
-        if self._training is None:
+        if self._compiled is None:
             return None
         return {
             "optimizer": keras.optimizers.serialize(self.optimizer),
-            "loss": keras.losses.serialize(self._training.loss),
+            "loss": keras.losses.serialize(self._compiled.loss),
             "metrics": [
                 keras.saving.serialize_keras_object(m)
-                for m in self._training.metric_specs
+                for m in self._compiled.metrics
             ],
         }
 
@@ -251,62 +420,58 @@ class GreedyModel(keras.Model):
 
     @property
     def metrics(self):
-        if self._training is None:
+        if self._compiled is None:
             return []
-        return self._training.all_metrics()
+        trackers = [block.trackers for block in self.blocks]
+        return (
+            [m for t in trackers for m in t.network_metrics]
+            + [t.loss for t in trackers]
+            + [m for t in trackers for m in t.block_metrics]
+            + [m for block in self.blocks for m in block.objective.metrics]
+        )
 
-    def block_loss(self, block, features, y, sample_weight, training):
-        """Runs one block; returns `(outputs, local loss, head logits)`."""
-        start, end = self.block_ranges[block]
-        outputs = self.network.call_units(features, start, end, training)
-        head = self._block_head(block)
-        if hasattr(head, "local_loss"):
-            loss, logits = head.local_loss(
-                outputs, y, sample_weight=sample_weight, training=training
-            )
-        else:
-            logits = head(outputs, training=training)
-            loss = self._training.mean_loss(y, logits, sample_weight)
-        for unit in self.network.units[start:end]:
-            loss += sum(unit.losses, 0.0)
-        return outputs, loss, logits
-
-    def update_block_metrics(self, block, loss, logits, y, sample_weight):
-        """Adds one batch to a block's loss and metric trackers."""
-        self._training.update(block, loss, logits, y, sample_weight)
+    def get_metrics_result(self):
+        """The logs of the blocks that ran since the metrics were reset."""
+        logs = self._logs([b for b in self.blocks if b.trackers.ran])
+        return {
+            name: keras.ops.convert_to_numpy(value).item()
+            for name, value in logs.items()
+        }
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        steps = self._training.steps()
-        trained = self.trained_blocks
-        features = x
-        for block in range(trained[-1] + 1):
-            if block in trained:
-                features = steps.train(block, features, y, sample_weight)
-            else:
-                features = steps.forward(block, features)
+        self._executor().train(x, y, sample_weight, self.trained_blocks)
         self.optimizer.iterations.assign_add(1)
-        return self._training.logs(self._training.blocks_run())
+        return self._logs([b for b in self.blocks if b.trackers.ran])
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        features = x
-        for block in range(self.num_blocks):
-            features, loss, logits = self.block_loss(
-                block, features, y, sample_weight, training=False
-            )
-            self.update_block_metrics(block, loss, logits, y, sample_weight)
-        return self._training.logs(range(self.num_blocks))
+
+        def step(block, hand_over):
+            with block.device_scope():
+                outputs, local = block.local_loss(
+                    hand_over, y, sample_weight, training=False
+                )
+                block.update_state(local, y, sample_weight, training=False)
+            return outputs
+
+        run_chain(self.blocks, HandOver(x), step)
+        return self._logs(self.blocks)
 
     def make_train_function(self, force=False):
-        """Runs `train_step` eagerly; each block's step is compiled alone."""
+        """Runs `train_step` eagerly; the executor compiles the blocks."""
         if self.train_function is not None and not force:
             return self.train_function
 
         def train_function(iterator):
-            logs = None
+            logs, count = None, 0
             for data in _next_batches(iterator, self.steps_per_execution):
                 logs = self.train_step(data)
+                count += 1
+            if count < self.steps_per_execution and self.in_flight:
+                self.finish_epoch()  # The data ran out: drain the pipeline.
+                if logs is not None:
+                    logs = self._logs(self.blocks)
             if logs is None:
                 raise StopIteration
             return logs
@@ -315,19 +480,31 @@ class GreedyModel(keras.Model):
         return train_function
 
     def make_test_function(self, force=False):
-        """Keras' test function, with XLA kept inside each replica.
+        """Keras' test function, with XLA kept inside each device.
 
-        Keras compiles around `strategy.run`, which XLA cannot place across
-        several devices; under a multi-device strategy the evaluation step
-        runs without XLA (training keeps it, per block and per replica).
+        Batches in flight in a pipeline are trained on first. Keras
+        compiles the whole step with XLA, which cannot span several devices
+        (the replicas of a strategy, or blocks placed on devices): there,
+        evaluation runs without XLA (training keeps it, per block).
         """
-        if self.distribute_strategy.num_replicas_in_sync == 1:
-            return super().make_test_function(force)
-        jit_compile, self._jit_compile = self._jit_compile, False
-        try:
-            return super().make_test_function(force)
-        finally:
-            self._jit_compile = jit_compile
+        self.finish_epoch()
+        return self._without_cross_device_jit(super().make_test_function, force)
+
+    def make_predict_function(self, force=False):
+        """Keras' predict function, without XLA across devices."""
+        return self._without_cross_device_jit(
+            super().make_predict_function, force
+        )
+
+    def _without_cross_device_jit(self, make_function, force):
+        several = len(set(self.devices)) > 1
+        if self.distribute_strategy.num_replicas_in_sync > 1 or several:
+            jit_compile, self._jit_compile = self._jit_compile, False
+            try:
+                return make_function(force)
+            finally:
+                self._jit_compile = jit_compile
+        return make_function(force)
 
     def get_config(self):
         config = super().get_config()
@@ -336,6 +513,9 @@ class GreedyModel(keras.Model):
             boundaries=self.boundaries,
             heads=[keras.saving.serialize_keras_object(h) for h in self.heads],
             head_width=self.head_width,
+            transport=None
+            if self.transport is None
+            else keras.saving.serialize_keras_object(self.transport),
         )
         return config
 
@@ -348,201 +528,74 @@ class GreedyModel(keras.Model):
         config["heads"] = [
             keras.saving.deserialize_keras_object(h) for h in config["heads"]
         ]
+        if config.get("transport") is not None:
+            config["transport"] = keras.saving.deserialize_keras_object(
+                config["transport"]
+            )
         return cls(**config)
 
-    def _block_head(self, block):
-        if block == self.num_blocks - 1:
-            return self.network.classifier
-        return self.heads[block]
+    def _executor(self):
+        if self._execution not in self._executors:
+            self._executors[self._execution] = EXECUTORS[self._execution](
+                self.blocks,
+                self.distribute_strategy,
+                eager=bool(self.run_eagerly),
+                jit_compile=bool(self.jit_compile),
+            )
+        return self._executors[self._execution]
 
+    def _objective(self, block):
+        """Block's objective: its head's loss, plus its transport term."""
+        objective = HeadObjective(block.head, self._compiled.loss)
+        if self.block_transports:
+            objective = TransportObjective(
+                objective, self.block_transports[block.index]
+            )
+        return objective
 
-class _TrainingState:
-    """What `compile` adds: the loss, block optimizers, metric trackers.
-
-    Kept out of the model's attributes so that `model.save` stores the
-    network and heads, not training machinery.
-    """
-
-    def __init__(self, model, loss, metrics):
-        self.model = model
-        self.loss = keras.losses.get(loss)
-        self.metric_specs = list(metrics)
-        sparse = _is_sparse_loss(self.loss)
-        with model.distribute_strategy.scope():
-            self.optimizers = [
-                _clone_optimizer(model.optimizer)
-                for _ in range(model.num_blocks)
-            ]
-            for block, optimizer in enumerate(self.optimizers):
-                optimizer.build(model.block_trainable_variables(block))
-            self.block_losses = [
-                keras.metrics.Mean(name=f"block_{k}_loss")
-                for k in range(model.num_blocks)
-            ]
-            self.block_metrics = [
-                [
-                    _metric_copy(metric, f"block_{k}_", sparse)
-                    for metric in metrics
-                ]
-                for k in range(model.num_blocks)
-            ]
-            self.network_metrics = [
-                _metric_copy(metric, "", sparse) for metric in metrics
-            ]
-        self._steps = None
-
-    def mean_loss(self, y, logits, sample_weight):
-        """The compiled loss as a plain per-replica batch mean.
-
-        Keras losses divide by the number of replicas inside a replica
-        context; local losses are kept as plain means and scaled once, in
-        the block step.
-        """
-        loss = self.loss(y, logits, sample_weight)
-        replicas = tf.distribute.get_replica_context()
-        if replicas is not None and replicas.num_replicas_in_sync > 1:
-            loss *= replicas.num_replicas_in_sync
-        return loss
-
-    def steps(self):
-        if self._steps is None:
-            self._steps = BlockSteps(self.model)
-        return self._steps
-
-    def all_metrics(self):
-        flat = [m for block in self.block_metrics for m in block]
-        return self.network_metrics + self.block_losses + flat
-
-    def update(self, block, loss, logits, y, sample_weight):
-        self.block_losses[block].update_state(loss)
-        targets = self.block_metrics[block]
-        if block == self.model.num_blocks - 1:
-            targets = targets + self.network_metrics
-        for metric in targets:
-            metric.update_state(y, logits, sample_weight=sample_weight)
-
-    def blocks_run(self):
-        """The blocks whose trackers saw a batch since the last reset."""
-        return [k for k, t in enumerate(self.block_losses) if t.count > 0]
-
-    def logs(self, ran):
-        ran = list(ran)
-        logs = {"loss": sum(self.block_losses[k].result() for k in ran)}
-        if self.model.num_blocks - 1 in ran:
-            for metric in self.network_metrics:
-                logs[metric.name] = metric.result()
-        for k in ran:
-            logs[self.block_losses[k].name] = self.block_losses[k].result()
-            for metric in self.block_metrics[k]:
-                logs[metric.name] = metric.result()
+    def _logs(self, blocks):
+        blocks = list(blocks)
+        logs = {"loss": sum(b.trackers.loss.result() for b in blocks)}
+        for block in blocks:
+            logs.update(block.logs())
         return logs
 
 
-def _resolve_boundaries(
-    network, num_blocks, boundaries, balance, balance_batch_size
-):
-    if (num_blocks is None) == (boundaries is None):
-        raise ValueError(
-            "Give exactly one of num_blocks (e.g. num_blocks=4) or "
-            "boundaries (e.g. boundaries=[5, 12, 13])."
-        )
-    if boundaries is not None:
-        if balance is not None:
-            raise ValueError(
-                "balance= chooses boundaries; it cannot be combined with "
-                "explicit boundaries. Pass num_blocks with balance."
-            )
-        return boundaries_lib.validate_boundaries(boundaries, network.num_units)
-    if balance is None:
-        return boundaries_lib.uniform_boundaries(network.num_units, num_blocks)
-    if balance not in ("memory", "compute"):
-        raise ValueError(
-            f"Unknown balance={balance!r}; use None, 'memory' or 'compute'."
-        )
-    from localgrad.profile import profile  # Traces the network: only here.
+@dataclasses.dataclass
+class _CompileSpec:
+    """The compiled loss and metric specs (kept out of Keras' tracking)."""
 
-    profiles = profile(network, batch_size=balance_batch_size)
-    if balance == "compute":
-        unit_costs = [p.flops for p in profiles]
-    else:
-        unit_costs = [p.activation_bytes + 4 * p.params for p in profiles]
-    return boundaries_lib.balanced_boundaries(unit_costs, num_blocks)
+    loss: keras.losses.Loss
+    metrics: list
 
 
-def _build_heads(network, boundaries, heads, head_width):
-    if isinstance(heads, (list, tuple)):
-        if len(heads) != len(boundaries):
-            raise ValueError(
-                f"Got {len(heads)} heads for {len(boundaries)} boundaries: "
-                "give one head per non-last block, or a single head spec "
-                "for all of them."
-            )
-        specs = list(heads)
-    elif isinstance(heads, keras.layers.Layer) and len(boundaries) > 1:
-        raise ValueError(
-            "One head layer cannot serve several blocks; pass a list of "
-            "layers, a head name, or a callable that makes a head."
-        )
-    else:
-        specs = [heads] * len(boundaries)
-    num_classes = network.num_classes
-    built = []
-    for boundary, spec in zip(boundaries, specs):
-        shape = network.unit_output_shapes[boundary - 1]
-        built.append(
-            _build_head(spec, shape, num_classes, head_width, boundary)
-        )
-    return built
+def _checkpointed_variables(model):
+    """A TensorFlow trackable holding every variable training changes.
+
+    Keras 3 layers keep their sublayers in lists TensorFlow does not
+    follow, so `tf.train.Checkpoint(model=model)` would reach few of them.
+    """
+    module = tf.Module(name="greedy_model_state")
+    module.model_variables = list(model.weights)
+    module.optimizer_variables = [
+        _optimizer_variables(optimizer)
+        for optimizer in [model.optimizer] + model.block_optimizers
+    ]
+    return module
 
 
-def _build_head(spec, shape, num_classes, head_width, boundary):
-    where = f"the head after unit {boundary} (input shape {shape})"
-    if isinstance(spec, str):
-        return heads_lib.build(spec, shape, num_classes, width_mult=head_width)
-    head = (
-        spec
-        if isinstance(spec, keras.layers.Layer)
-        else spec(shape, num_classes)
-    )
-    try:
-        output = head(keras.KerasTensor((None,) + tuple(shape)))
-    except Exception as error:
-        raise ValueError(
-            f"{where} cannot take that feature map: {error}"
-        ) from error
-    if tuple(output.shape[1:]) != (num_classes,):
-        raise ValueError(
-            f"{where} outputs shape {tuple(output.shape[1:])}; a head must "
-            f"output logits of shape ({num_classes},)."
-        )
-    return head
+def _optimizer_variables(optimizer):
+    variables, seen = [], set()
+    for part in (optimizer, getattr(optimizer, "inner_optimizer", None)):
+        for variable in part.variables if part is not None else []:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                variables.append(variable)
+    return variables
 
 
 def _clone_optimizer(optimizer):
     return optimizer.__class__.from_config(optimizer.get_config())
-
-
-def _is_sparse_loss(loss):
-    name = getattr(loss, "name", None) or getattr(loss, "__name__", "")
-    return "sparse" in name
-
-
-def _metric_copy(metric, prefix, sparse):
-    if isinstance(metric, str):
-        if metric in ("accuracy", "acc"):
-            cls = (
-                keras.metrics.SparseCategoricalAccuracy
-                if sparse
-                else keras.metrics.CategoricalAccuracy
-            )
-            return cls(name=prefix + "accuracy")
-        metric = keras.metrics.get(metric)
-    if isinstance(metric, keras.metrics.Metric):
-        config = dict(metric.get_config(), name=prefix + metric.name)
-        return metric.__class__.from_config(config)
-    return keras.metrics.MeanMetricWrapper(
-        metric, name=prefix + metric.__name__
-    )
 
 
 def _next_batches(iterator, count):

@@ -6,6 +6,8 @@ the modules in `configs/` start from it and override what they change.
 and the fix, before any data or model is touched.
 """
 
+import math
+
 from ml_collections import config_dict
 
 from localgrad.search.published import (
@@ -15,7 +17,7 @@ from localgrad.search.published import (
 )
 
 METHODS = ("backprop", "dgl", "predsim")
-SCHEDULES = ("parallel", "sequential", "multilap")
+SCHEDULES = ("parallel", "sequential", "multilap", "pipelined")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "step")
 BALANCES = ("memory", "compute")
@@ -61,12 +63,29 @@ def default_config() -> config_dict.ConfigDict:
     config.head_width = config_dict.placeholder(float)
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
-    # Which blocks train when: parallel, sequential or multilap, with
-    # `laps` and block k's share e1 + k * e2 of the run.
+    # Which blocks train when: parallel, sequential or multilap; or
+    # pipelined (every block at every step, all at once, each on its
+    # device). The sequential schedules train block k for e1 + k * e2
+    # epochs (over `laps` laps for multilap), so `epochs` must be their sum
+    # over the K blocks (Karkar et al.: e1 = 50, e2 = 10).
     config.schedule = "parallel"
     config.laps = 1
     config.e1 = 1.0
     config.e2 = 0.0
+    # Transport regularization (Karkar et al.): each block's local loss
+    # adds its transport term, weighted by a fixed step, 1 / (2 tau) (tau
+    # halved for the first half of the blocks with transport_varying), or
+    # by the adaptive Uzawa multiplier 1 / lambda_k (lambda_k raised by
+    # uzawa_step times the block's loss every uzawa_every steps, 50 if
+    # unset). Set transport_tau or uzawa_step, not both; neither: no term.
+    config.transport_tau = config_dict.placeholder(float)
+    config.transport_varying = False
+    config.uzawa_step = config_dict.placeholder(float)
+    config.uzawa_every = config_dict.placeholder(int)
+    # Where the blocks live: device names (block k on devices[k]; fewer
+    # devices than blocks: consecutive blocks share one). Empty: default.
+    # On the command line: "--config.devices=('/gpu:0','/gpu:1')".
+    config.devices = ()
     # Optimization; each block gets its own copy of the optimizer.
     config.optimizer = "sgd"
     config.learning_rate = 0.1
@@ -294,7 +313,96 @@ def check_config(config: config_dict.ConfigDict) -> None:
             "lr_decay_epochs is for lr_schedule='step'; got "
             f"lr_schedule={config.lr_schedule!r}."
         )
+    _check_devices(config.devices)
     _check_method(config)
+    _check_schedule(config)
+    _check_transport(config)
+
+
+def schedule_epochs(num_blocks: int, e1: float, e2: float) -> float:
+    """The epochs of a sequential or multi-lap run: Σ_k (e1 + k·e2).
+
+    Example:
+
+    ```python
+    schedule_epochs(4, e1=50, e2=10)  # 260.0
+    ```
+    """
+    return num_blocks * e1 + e2 * num_blocks * (num_blocks - 1) / 2
+
+
+def _check_schedule(config):
+    _check_positive_int("laps", config.laps)
+    if config.laps != 1 and config.schedule != "multilap":
+        raise ValueError(
+            f"laps={config.laps} is for schedule='multilap'; got schedule="
+            f"{config.schedule!r}."
+        )
+    if not (config.e1 > 0 and config.e2 >= 0):
+        raise ValueError(
+            "e1 (epochs of block 0) must be > 0 and e2 (epochs each deeper "
+            f"block adds) >= 0; got e1={config.e1}, e2={config.e2}."
+        )
+    if config.schedule in ("parallel", "pipelined"):
+        return
+    epochs = schedule_epochs(config.num_blocks, config.e1, config.e2)
+    if abs(epochs - round(epochs)) > 1e-9:
+        raise ValueError(
+            f"schedule={config.schedule!r} with e1={config.e1}, e2="
+            f"{config.e2} trains num_blocks={config.num_blocks} blocks for "
+            f"{epochs:g} epochs, not a whole number: choose e1 and e2 whose "
+            "sum over the blocks is whole."
+        )
+    if abs(epochs - config.epochs) > 1e-9:
+        raise ValueError(
+            f"schedule={config.schedule!r} trains block k for e1 + k*e2 "
+            f"epochs (e1={config.e1}, e2={config.e2}), {epochs:g} epochs "
+            f"for num_blocks={config.num_blocks}, but epochs="
+            f"{config.epochs}. Set --config.epochs={epochs:g}, or change "
+            "e1 and e2 so that their sum over the blocks is the epochs."
+        )
+
+
+def _check_transport(config):
+    tau, step = config.transport_tau, config.uzawa_step
+    if tau is not None and step is not None:
+        raise ValueError(
+            f"transport_tau={tau} (a fixed step) and uzawa_step={step} (the "
+            "adaptive multiplier) are two kinds of transport "
+            "regularization: set one of them."
+        )
+    if config.transport_varying and tau is None:
+        raise ValueError(
+            "transport_varying=True halves transport_tau for the first half "
+            "of the blocks: set transport_tau too (e.g. "
+            "--config.transport_tau=1)."
+        )
+    if config.uzawa_every is not None and step is None:
+        raise ValueError(
+            f"uzawa_every={config.uzawa_every} is the period of the Uzawa "
+            "update: set uzawa_step too (e.g. --config.uzawa_step=1)."
+        )
+    if tau is not None and not tau > 0:
+        raise ValueError(
+            f"transport_tau must be > 0 (inf for no term); got {tau}. A "
+            "smaller tau weighs the term more: term / (2 tau)."
+        )
+    if step is not None and not (step > 0 and math.isfinite(step)):
+        raise ValueError(f"uzawa_step must be a number > 0; got {step}.")
+    if config.uzawa_every is not None:
+        _check_positive_int("uzawa_every", config.uzawa_every)
+
+
+def _check_devices(devices):
+    if isinstance(devices, str) or not all(
+        isinstance(name, str) and name.startswith("/") for name in devices
+    ):
+        raise ValueError(
+            f"devices={devices!r} must be a list of device names such as "
+            "('/gpu:0', '/gpu:1') or ('/job:worker/replica:0/task:1/device:"
+            "CPU:0',); on the command line: "
+            "\"--config.devices=('/cpu:0','/cpu:1')\"."
+        )
 
 
 def _check_method(config):

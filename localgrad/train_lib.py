@@ -12,7 +12,8 @@ Layout of the work directory:
   written atomically and checked on resume (a damaged one is kept as
   `epoch-NNNN.npz.damaged` and the newest intact one is used, see
   `EpochCheckpoint`);
-- `tensorboard/`: Keras' summaries (per-block losses and accuracies) and
+- `tensorboard/`: Keras' summaries (per-block losses and accuracies, with
+  transport the per-block terms and Uzawa multipliers) and
   `BlockSummaries` (per-block learning rates, examples per second);
 - `model.keras`: the trained GreedyModel;
 - `metrics.json`: test accuracy of the classifier and of every head,
@@ -40,6 +41,7 @@ from localgrad.callbacks import GreedySchedule, PreciseBatchNorm
 from localgrad.callbacks.block_summaries import BlockSummaries
 from localgrad.callbacks.checkpoint import EpochCheckpoint
 from localgrad.train_config import check_config
+from localgrad.transport import Transport
 
 
 @dataclasses.dataclass
@@ -273,10 +275,12 @@ def _build_compiled_model(config, data, schedule):
         head_width=config.head_width,
         balance=config.balance,
         decoupling=config.decoupling,
+        transport=_transport(config),
+        devices=tuple(config.devices),
     )
     total_steps = config.epochs * data.steps_per_epoch
     block_steps = train_setup.block_train_steps(
-        schedule, model.num_blocks, total_steps
+        schedule, model.num_blocks, config.epochs, data.steps_per_epoch
     )
     learning_rates = [
         _learning_rate(config, steps / total_steps, data.steps_per_epoch)
@@ -299,6 +303,19 @@ def _build_compiled_model(config, data, schedule):
         # Each block's schedule spans the steps that block trains.
         train_setup.set_block_learning_rates(model, learning_rates)
     return model
+
+
+def _transport(config):
+    """The config's `Transport` (None without transport_tau/uzawa_step)."""
+    if config.transport_tau is not None:
+        return Transport(
+            tau=config.transport_tau, varying=config.transport_varying
+        )
+    if config.uzawa_step is not None:
+        return Transport(
+            uzawa_step=config.uzawa_step, uzawa_every=config.uzawa_every
+        )
+    return None
 
 
 def _learning_rate(config, share, steps_per_epoch):

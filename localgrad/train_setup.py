@@ -9,9 +9,11 @@ from collections.abc import Sequence
 import keras
 
 from localgrad.callbacks import GreedySchedule
+from localgrad.callbacks.greedy_schedule import EVERY_STEP
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 from localgrad.train_config import METHOD_HEADS
+from localgrad.transport import Transport
 
 LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
 
@@ -25,6 +27,8 @@ def build_greedy_model(
     head_width: float | None = None,
     balance: str | None = None,
     decoupling: str | None = None,
+    transport: Transport | None = None,
+    devices: Sequence[str] = (),
 ) -> GreedyModel:
     """The GreedyModel of a method: backprop, DGL or PredSim.
 
@@ -34,6 +38,9 @@ def build_greedy_model(
     net = localgrad.models.build("vgg11", (28, 28, 1), 10, width=0.25)
     model = build_greedy_model(net, "dgl", num_blocks=4)  # mlp_sr heads
     model = build_greedy_model(net, "backprop")            # K = 1
+    net = localgrad.models.build("resnet18", (28, 28, 1), 10, width=0.25)
+    model = build_greedy_model(net, "dgl", num_blocks=8, heads="cnn1",
+                               transport=localgrad.Transport(tau=1.0))
     ```
 
     Args:
@@ -48,6 +55,8 @@ def build_greedy_model(
         balance: None, `"memory"` or `"compute"`.
         decoupling: A SEDONA `decoupling.json`: its K-block boundaries and
             heads are used.
+        transport: A `localgrad.Transport` for every block, or None.
+        devices: Device names to place the blocks on (empty: default).
 
     Returns:
         The (uncompiled) `GreedyModel`.
@@ -55,8 +64,11 @@ def build_greedy_model(
     Raises:
         ValueError: for an unknown method, or what `GreedyModel` rejects.
     """
+    devices = list(devices) or None
     if method == "backprop":
-        return GreedyModel(network, num_blocks=1)
+        return GreedyModel(
+            network, num_blocks=1, devices=devices, transport=transport
+        )
     if method not in METHOD_HEADS:
         raise ValueError(
             f"Unknown method {method!r}; use backprop, dgl or predsim."
@@ -64,7 +76,12 @@ def build_greedy_model(
     if decoupling is not None:
         given = {} if head_width is None else {"head_width": head_width}
         return GreedyModel.from_decoupling(
-            network, decoupling, num_blocks, **given
+            network,
+            decoupling,
+            num_blocks,
+            transport=transport,
+            devices=devices,
+            **given,
         )
     return GreedyModel(
         network,
@@ -73,6 +90,8 @@ def build_greedy_model(
         heads=heads or METHOD_HEADS[method],
         head_width=1.0 if head_width is None else head_width,
         balance=balance,
+        transport=transport,
+        devices=devices,
     )
 
 
@@ -222,34 +241,46 @@ def build_loss(label_smoothing: float = 0.0) -> keras.losses.Loss:
 
 
 def block_train_steps(
-    schedule: GreedySchedule, num_blocks: int, total_steps: int
+    schedule: GreedySchedule,
+    num_blocks: int,
+    epochs: int,
+    steps_per_epoch: int,
 ) -> list[int]:
-    """How many steps each block trains in a run of `total_steps` steps.
+    """How many steps each block trains in a run.
 
-    Every step for the parallel schedule; the block's phases for the
-    sequential and multi-lap ones (as `GreedySchedule.plan` lays them out).
+    Every step for the parallel and pipelined schedules; the steps of the
+    block's phases for the sequential and multi-lap ones (e1 + k·e2 epochs
+    for block k, as `GreedySchedule.plan` lays them out). A per-block
+    learning-rate schedule over these many steps spans exactly the block's
+    own phases.
 
     Example:
 
     ```python
-    block_train_steps(GreedySchedule("sequential"), 4, 100)  # [25] * 4
+    schedule = GreedySchedule("sequential", epochs_per_block=2,
+                              extra_epochs_per_depth=1)
+    block_train_steps(schedule, 3, epochs=9, steps_per_epoch=10)
+    # [20, 30, 40]
     ```
 
     Args:
         schedule: The run's `GreedySchedule`.
         num_blocks: K.
-        total_steps: Epochs times steps per epoch.
+        epochs: The run's epochs.
+        steps_per_epoch: Training steps in one epoch.
 
     Returns:
         K step counts.
 
     Raises:
-        ValueError: if the run is too short for the schedule's phases.
+        ValueError: if `epochs` is not the schedule's `total_epochs(K)`, or
+            a phase is too short to get a step.
     """
-    if schedule.mode == "parallel":
-        return [total_steps] * num_blocks
+    if schedule.mode in EVERY_STEP:
+        return [epochs * steps_per_epoch] * num_blocks
+    schedule.check_epochs(num_blocks, epochs)
     steps = [0] * num_blocks
-    for block, _, first, end in schedule.plan(num_blocks, total_steps):
+    for block, _, first, end in schedule.plan(num_blocks, steps_per_epoch):
         steps[block] += end - first
     return steps
 

@@ -1,7 +1,8 @@
 """Test set-up shared by every test module.
 
-The CPU is split into two logical devices before TensorFlow starts, so that
-multi-device code (MirroredStrategy, block placement) runs on this machine.
+The CPU is split into three logical devices before TensorFlow starts, so that
+multi-device code (MirroredStrategy, blocks on devices, a pipeline of three
+blocks) runs on this machine.
 """
 
 import os
@@ -12,5 +13,5 @@ import tensorflow as tf  # noqa: E402
 
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
-    _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    _cpu, [tf.config.LogicalDeviceConfiguration()] * 3
 )

@@ -15,6 +15,7 @@ CLAIMED_SHAPES = {
     "mlp_sr": [(1, 1, 4), (7, 7, 4), (32, 32, 4), (6, 3, 4)],
     "mlp": [(1, 1, 4), (3, 3, 4), (12,)],
     "cnn": [(2, 2, 4), (7, 7, 4)],
+    "cnn1": [(1, 1, 4), (7, 7, 4), (6, 3, 4)],
     "light1": [(1, 1, 8), (2, 2, 8), (7, 7, 8)],
     "light2": [(1, 1, 8), (2, 2, 8), (7, 7, 8)],
     "light3": [(1, 1, 8), (2, 2, 8)],
@@ -41,8 +42,8 @@ def _train_bn_statistics(head, features):
 
 def test_head_names_are_the_methods_heads():
     assert set(heads.HEAD_NAMES) == {
-        "mlp_sr", "mlp", "cnn", "light1", "light2", "light3", "light4",
-        "predsim", "linear",
+        "mlp_sr", "mlp", "cnn", "cnn1", "light1", "light2", "light3",
+        "light4", "predsim", "linear",
     }
 
 

@@ -7,6 +7,9 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import tensorflow as tf
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 EPOCHS = 6
 
@@ -104,3 +107,51 @@ def _check_summary(stdout, workdir, metrics):
     binary = export[0].split()[1]
     assert os.path.exists(binary)
     assert f"--workdir={workdir} " in export[0]
+
+
+def _scalar_tags(directory):
+    tags = set()
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_transport_flags_write_the_transport_logs(tmp_path):
+    workdir = tmp_path / "run"
+    command = _command(workdir)[:-1] + [
+        "--config.model=resnet18",
+        "--config.heads=cnn1",
+        "--config.epochs=1",
+        "--config.steps_per_epoch=3",
+        "--config.uzawa_step=1",
+        "--config.uzawa_every=2",
+    ]
+    run = subprocess.run(
+        command,
+        cwd=str(tmp_path),
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    with open(workdir / "metrics.json") as file:
+        logs = json.load(file)["history"][0]
+    lambdas = [logs[f"block_{k}_uzawa_lambda"] for k in range(2)]
+    # λ_k starts at k + 1; step 2 of 3 raised it by its cross-entropy.
+    assert lambdas[0] > 1 and lambdas[1] > 2
+    assert logs["block_0_transport"] > 0 and logs["block_1_transport"] > 0
+    tags = _scalar_tags(workdir / "tensorboard" / "train")
+    for k in range(2):
+        assert f"epoch_block_{k}_transport" in tags
+        assert f"epoch_block_{k}_uzawa_lambda" in tags
+    with np.load(workdir / "checkpoints" / "epoch-0001.npz") as stored:
+        scalars = [
+            float(stored[key])
+            for key in stored.files
+            if key.startswith("model/") and stored[key].ndim == 0
+        ]
+    for value in lambdas:
+        assert any(abs(value - scalar) < 1e-6 for scalar in scalars)

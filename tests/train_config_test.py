@@ -1,8 +1,11 @@
+import math
 import os
 
 import pytest
+from absl import flags as absl_flags
+from ml_collections import config_flags
 
-from localgrad import train_config
+from localgrad import train_config, train_lib
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs", "paper")
 
@@ -29,3 +32,85 @@ def test_every_paper_config_names_its_network_and_data():
 def test_unknown_recipe_names_the_known_ones():
     with pytest.raises(ValueError, match="cifar10, tiny_imagenet"):
         train_config.paper_recipe("mnist", "mlp", "backprop")
+
+
+def test_sequential_runs_last_the_schedule_epochs():
+    config = train_config.default_config()
+    config.schedule, config.num_blocks = "sequential", 4
+    config.e1, config.e2 = 2.0, 1.0  # 2 + 3 + 4 + 5 = 14 epochs.
+    with pytest.raises(ValueError, match="--config.epochs=14"):
+        train_config.check_config(config)
+    config.epochs = 14
+    train_config.check_config(config)
+    config.schedule, config.laps = "multilap", 3  # Same budget in laps.
+    train_config.check_config(config)
+    assert train_config.schedule_epochs(4, 50, 10) == 260
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"laps": 2}, "laps=2 is for schedule='multilap'"),
+        ({"schedule": "multilap", "laps": 0}, "laps must be a positive"),
+        ({"e1": 0.0}, "e1 .* must be > 0"),
+        ({"e2": -1.0}, "e2"),
+        ({"schedule": "sequential", "e1": 0.3}, "not a whole number"),
+    ],
+)
+def test_bad_schedule_fields(fields, message):
+    config = train_config.default_config()
+    config.update(fields)
+    with pytest.raises(ValueError, match=message):
+        train_config.check_config(config)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"transport_tau": 1.0, "uzawa_step": 1.0}, "set one of them"),
+        ({"transport_varying": True}, "set transport_tau too"),
+        ({"uzawa_every": 50}, "set uzawa_step too"),
+        ({"transport_tau": 0.0}, "transport_tau must be > 0"),
+        ({"transport_tau": float("nan")}, "transport_tau must be > 0"),
+        ({"uzawa_step": -1.0}, "uzawa_step must be a number > 0"),
+        ({"uzawa_step": 1.0, "uzawa_every": 0}, "uzawa_every must be a"),
+    ],
+)
+def test_bad_transport_fields(fields, message):
+    config = train_config.default_config()
+    config.update(fields)
+    with pytest.raises(ValueError, match=message):
+        train_config.check_config(config)
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (
+            ["--config.transport_tau=1", "--config.transport_varying=true"],
+            {"tau": 1.0, "varying": True, "uzawa_step": None},
+        ),
+        (
+            ["--config.uzawa_step=1", "--config.uzawa_every=50"],
+            {"tau": None, "uzawa_step": 1.0, "uzawa_every": 50},
+        ),
+        (["--config.transport_tau=inf"], {"tau": math.inf}),
+    ],
+)
+def test_transport_flags_make_the_transport(flags, expected):
+    argv = [
+        "train.py",
+        "--config=" + os.path.join(CONFIGS, "..", "tiny.py"),
+        *flags,
+    ]
+    values = absl_flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)
+    values(argv)
+    config = values.config
+    train_config.check_config(config)
+    transport = train_lib._transport(config)
+    for name, value in expected.items():
+        assert transport.get_config()[name] == value
+    config.transport_tau, config.uzawa_step = None, None
+    config.transport_varying, config.uzawa_every = False, None
+    assert train_lib._transport(config) is None

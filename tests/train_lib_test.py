@@ -204,6 +204,8 @@ def test_predsim_sequential_with_label_smoothing(tmp_path):
     config.method = "predsim"
     config.boundaries = (1, 3)  # PredSim heads need maps of 2x2 or more.
     config.schedule = "sequential"
+    config.e1, config.e2 = 0.5, 0.5  # Blocks train 0.5, 1 and 1.5 epochs.
+    config.epochs = 3
     config.label_smoothing = 0.1
     config.steps_per_epoch = 6
     config.validation_fraction = 0.1
@@ -216,8 +218,8 @@ def test_predsim_sequential_with_label_smoothing(tmp_path):
     assert metrics["boundaries"] == [1, 3]
     history = metrics["history"]
     assert "val_accuracy" in history[0]
-    # 12 steps, 4 per block: after epoch 0 (6 steps) block 0 is done, block
-    # 1 is half-way through its own cosine schedule, block 2 not started.
+    # 3, 6 and 9 steps: after epoch 0 (6 steps) block 0 is done, block 1
+    # is half-way through its own cosine schedule, block 2 not started.
     rates = _block_learning_rates(str(tmp_path / "tensorboard" / "train"))
     np.testing.assert_allclose(
         rates,
@@ -333,6 +335,53 @@ def test_bad_config_is_a_clear_value_error(tmp_path):
     with pytest.raises(ValueError, match="Unknown schedule 'zigzag'"):
         train_lib.train_and_evaluate(config, str(tmp_path))
     assert not os.path.exists(os.path.join(tmp_path, "config.json"))
+
+
+class _ExecutionRecorder(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        self.execution = self.model.execution
+        self.devices = self.model.devices
+
+
+def test_pipelined_schedule_on_devices(tmp_path):
+    config = _tiny_config()
+    config.schedule = "pipelined"
+    config.devices = ("/cpu:1", "/cpu:2")
+    config.steps_per_epoch = 4
+    recorder = _ExecutionRecorder()
+    metrics = train_lib.train_and_evaluate(
+        config, str(tmp_path), callbacks=[recorder]
+    )
+    assert recorder.execution == "pipelined"
+    assert recorder.devices == [
+        "/device:CPU:1",
+        "/device:CPU:1",
+        "/device:CPU:2",
+    ]
+    assert metrics["config"]["devices"] == ["/cpu:1", "/cpu:2"]
+    assert set(metrics["history"][-1]) >= {"block_0_loss", "block_2_loss"}
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("devices", ("cpu0",), "must be a list of device names"),
+        ("schedule", "pipelined_sequential", "Unknown schedule"),
+    ],
+)
+def test_bad_placement_fields_are_refused(tmp_path, field, value, message):
+    config = _tiny_config()
+    config[field] = value
+    with pytest.raises(ValueError, match=message):
+        train_lib.train_and_evaluate(config, str(tmp_path))
+
+
+def test_a_device_that_does_not_exist_is_named(tmp_path):
+    config = _tiny_config()
+    config.devices = ("/cpu:0", "/gpu:3")
+    with pytest.raises(ValueError, match="'/gpu:3' does not exist"):
+        train_lib.train_and_evaluate(config, str(tmp_path))
 
 
 PAPER_VARIANTS = ("backprop", "dgl_k2", "dgl_k4", "predsim_k2", "predsim_k4")

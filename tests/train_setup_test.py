@@ -79,13 +79,18 @@ def test_label_smoothing_switches_to_one_hot_loss():
 
 def test_block_train_steps_follow_the_schedule():
     parallel = GreedySchedule("parallel")
-    assert train_setup.block_train_steps(parallel, 3, 60) == [60, 60, 60]
+    assert train_setup.block_train_steps(parallel, 3, 6, 10) == [60] * 3
     sequential = GreedySchedule(
-        "sequential", epochs_per_block=1.0, extra_epochs_per_depth=1.0
+        "sequential", epochs_per_block=2.0, extra_epochs_per_depth=1.0
     )
-    assert train_setup.block_train_steps(sequential, 3, 60) == [10, 20, 30]
-    laps = GreedySchedule("multilap", laps=2)
-    assert train_setup.block_train_steps(laps, 2, 40) == [20, 20]
+    # Block k: 2 + k epochs of 10 steps; multi-lap keeps the budget.
+    assert train_setup.block_train_steps(sequential, 3, 9, 10) == [20, 30, 40]
+    laps = GreedySchedule(
+        "multilap", laps=2, epochs_per_block=2.0, extra_epochs_per_depth=1.0
+    )
+    assert train_setup.block_train_steps(laps, 3, 9, 10) == [20, 30, 40]
+    with pytest.raises(ValueError, match="epochs=9"):
+        train_setup.block_train_steps(sequential, 3, 6, 10)
 
 
 def _tiny_network():

@@ -3,7 +3,8 @@
 `build(name, input_shape, num_classes, width_mult=1.0)` returns a built
 Keras layer mapping a block's output `(batch,) + input_shape` to logits
 `(batch, num_classes)`. Names (`HEAD_NAMES`): "mlp_sr", "mlp", "cnn" (DGL),
-"light1".."light4" (SEDONA), "predsim" (Nøkland & Eidnes) and "linear".
+"cnn1" (Karkar et al.), "light1".."light4" (SEDONA), "predsim" (Nøkland &
+Eidnes) and "linear".
 Only "linear" and "mlp" take flat `(C,)` features; the others need an
 `(H, W, C)` map ("cnn" and "predsim" one of at least 2x2).
 
@@ -36,6 +37,7 @@ loss, logits = head.local_loss(features, labels)
 """
 
 from localgrad.heads.base import Head
+from localgrad.heads.cnn1 import CNN1Head
 from localgrad.heads.dgl import CNNHead, MLPHead, MLPSRHead
 from localgrad.heads.light import InvertedResidual, LightHead
 from localgrad.heads.linear import LinearHead
@@ -49,6 +51,7 @@ from localgrad.heads.registry import HEAD_NAMES, build
 __all__ = [
     "HEAD_NAMES",
     "AdaptiveAveragePooling2D",
+    "CNN1Head",
     "CNNHead",
     "Head",
     "InvertedResidual",

@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 
 import keras
 
+from localgrad.heads.cnn1 import CNN1Head
 from localgrad.heads.dgl import CNNHead, MLPHead, MLPSRHead
 from localgrad.heads.light import LightHead
 from localgrad.heads.linear import LinearHead
@@ -29,6 +30,7 @@ _FACTORIES: dict[str, Callable[..., keras.layers.Layer]] = {
     "mlp_sr": _without_width(MLPSRHead),
     "mlp": _without_width(MLPHead),
     "cnn": _without_width(CNNHead),
+    "cnn1": _without_width(CNN1Head),
     "light1": _light(1),
     "light2": _light(2),
     "light3": _light(3),
@@ -63,8 +65,8 @@ def build(
     ```
 
     Args:
-        name: One of `HEAD_NAMES`: "mlp_sr", "mlp", "cnn", "light1" ..
-            "light4", "predsim", "linear".
+        name: One of `HEAD_NAMES`: "mlp_sr", "mlp", "cnn", "cnn1",
+            "light1" .. "light4", "predsim", "linear".
         input_shape: Shape of one example's features, without the batch
             dimension: `(H, W, C)`, or `(C,)` for flat features.
         num_classes: Number of classes n.

@@ -21,12 +21,12 @@ model = localgrad.GreedyModel.from_decoupling(
 ```
 """
 
-from localgrad.search.decoupling_file import (
+from localgrad.decoupling_file import (
     Decoupling,
-    make_decoupling,
     read_decoupling,
     write_decoupling,
 )
+from localgrad.search.decoupling_builder import make_decoupling
 from localgrad.search.discretize import discretize
 from localgrad.search.gates import gate, relaxed_loss, smoothed_cross_entropy
 from localgrad.search.meta_step import MetaStep

@@ -6,11 +6,8 @@ import os
 
 import numpy as np
 
-from localgrad.search.decoupling_file import (
-    Decoupling,
-    make_decoupling,
-    write_decoupling,
-)
+from localgrad.decoupling_file import Decoupling, write_decoupling
+from localgrad.search.decoupling_builder import make_decoupling
 from localgrad.search.discretize import discretize, softmax
 from localgrad.search.plots import save_alpha_beta_plot
 

@@ -1,5 +1,10 @@
 """`decoupling.json`: what a search found, in the form training reads.
 
+A leaf module: `GreedyModel.from_decoupling` reads these files and
+`localgrad.search` writes them; neither needs the other. (Discretizing a
+search into the decouplings of every K, `make_decoupling`, is the search's
+part.)
+
 The file holds the network it was searched on (architecture, unit names,
 unit count), softmax(alpha) and softmax(beta) of every non-last unit, the
 candidate head names, and the decoupling for every K from 1 to L. It is
@@ -11,11 +16,8 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Sequence
 
 import numpy as np
-
-from localgrad.search.discretize import discretize
 
 FORMAT = "localgrad.decoupling"
 VERSION = 1
@@ -81,40 +83,6 @@ class Decoupling:
             )
         boundaries, heads = self.decouplings[num_blocks]
         return list(boundaries), list(heads)
-
-
-def make_decoupling(
-    architecture: str,
-    unit_names: Sequence[str],
-    head_names: Sequence[str],
-    alpha_softmax,
-    beta_softmax,
-    search: dict | None = None,
-) -> Decoupling:
-    """A `Decoupling` with the decouplings of every K computed.
-
-    Example:
-
-    ```python
-    found = make_decoupling("vgg19", net.unit_names, result.head_names,
-                            result.alpha_softmax, result.beta_softmax)
-    ```
-    """
-    alpha_softmax = np.asarray(alpha_softmax, np.float64)
-    beta_softmax = np.asarray(beta_softmax, np.float64)
-    partial = Decoupling(
-        str(architecture),
-        tuple(unit_names),
-        tuple(head_names),
-        alpha_softmax,
-        beta_softmax,
-        {},
-        dict(search or {}),
-    )
-    decouplings = {
-        k: discretize(partial, k) for k in range(1, len(unit_names) + 1)
-    }
-    return dataclasses.replace(partial, decouplings=decouplings)
 
 
 def write_decoupling(path: str, found) -> None:

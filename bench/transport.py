@@ -1,0 +1,285 @@
+"""Stagnation of greedy training, with and without transport regularization.
+
+Karkar et al. (NeurIPS 2023) report that with many blocks and little data
+greedy training stagnates: early blocks overfit and deeper blocks stop
+improving test accuracy; a kinetic-energy (transport) term on each block's
+local loss fixes that. This benchmark measures it on Fashion-MNIST with
+10 % of the training set (a seeded random 6,000 examples) and the full test
+set: ResNet-18 (K = 8) and ResNet-34 (K = 16) at width 0.25, one residual
+unit per block, `cnn1` heads, the parallel and the multi-lap schedule,
+without transport, with a fixed τ (τ = 1, halved for the first half of the
+blocks: the paper's setting for many modules) and with the adaptive Uzawa
+multiplier (step 1 every 50 steps), 3 seeds.
+
+Training as in the paper's code: SGD with momentum 0.9, weight decay 2e-4,
+label smoothing 0.1, a cosine learning rate per block over the steps that
+block trains. Parallel: every block trains `--epochs` epochs. Multi-lap:
+`--laps` laps in which block k trains (`--epochs` + k · `--e2`) / laps
+epochs, so with e2 = 0 each block gets the same epochs as in parallel.
+
+Figures: the test accuracy of every block's head (the last block's is the
+network's classifier) against depth, one line per variant (mean over
+seeds), in `accuracy_by_block_k<K>.png`; and a table of the best block's and
+the last block's accuracy per variant (`transport.md`, printed too). Goal
+(issue 10): with transport accuracy no longer falls with depth, and at
+K = 16 the last block beats the unregularized last block by ≥ 1 point.
+
+Every run is its own process (`--one`), so runs cannot share memory or
+compiled functions.
+
+Run (Fashion-MNIST from `apt-get install -y dataset-fashion-mnist`):
+
+    python bench/transport.py --output_dir=bench/results/transport
+
+Smoke run (about a minute of CPU per variant):
+
+    python bench/transport.py --runs=resnet18:8 --schedules=parallel \
+        --transports=tau --seeds=0 --train_fraction=0.005 --epochs=1 \
+        --output_dir=/tmp/transport_smoke
+"""
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRANSPORTS = {
+    "none": None,
+    "tau": {"tau": 1.0, "varying": True},
+    "uzawa": {"uzawa_step": 1.0, "uzawa_every": 50},
+}
+SCHEDULES = ("parallel", "multilap")
+
+flags.DEFINE_list("runs", ["resnet18:8", "resnet34:16"], "model:K pairs.")
+flags.DEFINE_list("schedules", list(SCHEDULES), "Schedules.")
+flags.DEFINE_list("transports", list(TRANSPORTS), "Transport variants.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every variant.")
+flags.DEFINE_float("train_fraction", 0.1, "Share of the training set.")
+flags.DEFINE_float("width", 0.25, "Network width.")
+flags.DEFINE_integer("epochs", 10, "Epochs of each block (e1).")
+flags.DEFINE_float("e2", 0.0, "Epochs each deeper block adds (multilap).")
+flags.DEFINE_integer("laps", 2, "Laps of the multilap schedule.")
+flags.DEFINE_integer("batch_size", 128, "Training batch size.")
+flags.DEFINE_float("learning_rate", 0.1, "Peak learning rate.")
+flags.DEFINE_string("output_dir", "/tmp/localgrad_bench_transport", "Out.")
+flags.DEFINE_string("one", "", "Internal: one run's JSON spec.")
+FLAGS = flags.FLAGS
+# The flags a run's process needs (the others steer the whole benchmark).
+TRAINING_FLAGS = (
+    "train_fraction",
+    "width",
+    "epochs",
+    "e2",
+    "laps",
+    "batch_size",
+    "learning_rate",
+)
+
+
+def train_one(spec):
+    """Trains one variant with one seed here; returns per-block accuracy."""
+    import keras
+    import numpy as np
+
+    import localgrad
+    from localgrad import train_setup
+
+    keras.utils.set_random_seed(spec["seed"])
+    x, y = localgrad.data.load_arrays("fashion_mnist", "train")
+    x_test, y_test = localgrad.data.load_arrays("fashion_mnist", "test")
+    rng = np.random.default_rng(spec["seed"])
+    keep = rng.permutation(len(x))[: round(FLAGS.train_fraction * len(x))]
+    x, y = x[keep], y[keep]
+    num_classes = 10
+    y, y_test = (
+        keras.utils.to_categorical(labels, num_classes)
+        for labels in (y, y_test)
+    )
+    net = localgrad.models.build(
+        spec["model"], x.shape[1:], num_classes, width=FLAGS.width
+    )
+    kwargs = {}
+    if spec["transport"] is not None:
+        kwargs["transport"] = localgrad.Transport(**spec["transport"])
+    model = localgrad.GreedyModel(
+        net, num_blocks=spec["num_blocks"], heads="cnn1", **kwargs
+    )
+    num_blocks = model.num_blocks
+    if spec["schedule"] == "parallel":
+        schedule = localgrad.callbacks.GreedySchedule("parallel", verbose=0)
+        epochs = FLAGS.epochs
+    else:
+        schedule = localgrad.callbacks.GreedySchedule(
+            "multilap",
+            laps=FLAGS.laps,
+            epochs_per_block=FLAGS.epochs,
+            extra_epochs_per_depth=FLAGS.e2,
+            verbose=0,
+        )
+        epochs = schedule.total_epochs(num_blocks)
+    steps_per_epoch = math.ceil(len(x) / FLAGS.batch_size)
+    block_steps = train_setup.block_train_steps(
+        schedule, num_blocks, epochs, steps_per_epoch
+    )
+    model.compile(
+        optimizer=train_setup.build_optimizer(
+            "sgd", FLAGS.learning_rate, momentum=0.9, weight_decay=2e-4
+        ),
+        loss=train_setup.build_loss(label_smoothing=0.1),
+        metrics=["accuracy"],
+    )
+    train_setup.set_block_learning_rates(
+        model,
+        [
+            train_setup.learning_rate_schedule(
+                "cosine", FLAGS.learning_rate, steps
+            )
+            for steps in block_steps
+        ],
+    )
+    model.fit(
+        x,
+        y,
+        batch_size=FLAGS.batch_size,
+        epochs=epochs,
+        callbacks=[schedule],
+        verbose=0,
+    )
+    logs = model.evaluate(x_test, y_test, batch_size=500, return_dict=True)
+    return [float(logs[f"block_{k}_accuracy"]) for k in range(num_blocks)]
+
+
+def run_in_process(spec):
+    """Runs `train_one(spec)` in a fresh process; returns its result."""
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        f"--one={json.dumps(spec)}",
+    ] + [f"--{name}={getattr(FLAGS, name)}" for name in TRAINING_FLAGS]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [ROOT, env.get("PYTHONPATH")])
+    )
+    output = subprocess.run(
+        command, check=True, capture_output=True, text=True, env=env
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def summarize(accuracies):
+    """Mean per block over seeds; the best and the last block's means."""
+    per_block = [100 * statistics.mean(a) for a in zip(*accuracies)]
+    lasts = [100 * a[-1] for a in accuracies]
+    bests = [100 * max(a) for a in accuracies]
+    spread = statistics.stdev if len(accuracies) > 1 else lambda _: 0.0
+    return {
+        "per_block_mean": per_block,
+        "last_mean": statistics.mean(lasts),
+        "last_std": spread(lasts),
+        "best_mean": statistics.mean(bests),
+        "best_std": spread(bests),
+        "best_block": max(range(len(per_block)), key=per_block.__getitem__),
+    }
+
+
+def plot(results, num_blocks, title, path):
+    """Accuracy of each block's head against depth, one line per variant."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.0, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for name, result in results.items():
+        depths = range(1, len(result["per_block_mean"]) + 1)
+        axes.plot(depths, result["per_block_mean"], marker="o", label=name)
+    axes.set_xticks(range(1, num_blocks + 1))
+    axes.set_xlabel("Block (one residual unit each)")
+    axes.set_ylabel("Test accuracy of the block's head (%)")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+
+
+def main(argv):
+    del argv
+    if FLAGS.one:
+        print(json.dumps(train_one(json.loads(FLAGS.one))))
+        return
+    for name in FLAGS.transports:
+        if name not in TRANSPORTS:
+            raise app.UsageError(f"Unknown transport {name!r}: {TRANSPORTS}")
+    for name in FLAGS.schedules:
+        if name not in SCHEDULES:
+            raise app.UsageError(f"Unknown schedule {name!r}: {SCHEDULES}")
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    everything, table = {}, []
+    for run in FLAGS.runs:
+        model_name, num_blocks = run.split(":")
+        results = {}
+        for schedule in FLAGS.schedules:
+            for transport in FLAGS.transports:
+                name = f"{schedule}, {transport}"
+                accuracies = [
+                    run_in_process(
+                        {
+                            "model": model_name,
+                            "num_blocks": int(num_blocks),
+                            "schedule": schedule,
+                            "transport": TRANSPORTS[transport],
+                            "seed": int(seed),
+                        }
+                    )
+                    for seed in FLAGS.seeds
+                ]
+                results[name] = dict(
+                    summarize(accuracies), accuracies=accuracies
+                )
+                line = (
+                    f"| {model_name} | {num_blocks} | {name} | "
+                    f"{results[name]['best_mean']:.2f} ± "
+                    f"{results[name]['best_std']:.2f} | "
+                    f"{results[name]['last_mean']:.2f} ± "
+                    f"{results[name]['last_std']:.2f} |"
+                )
+                table.append(line)
+                print(line, flush=True)
+        everything[run] = results
+        plot(
+            results,
+            int(num_blocks),
+            f"{model_name} (K = {num_blocks}) on "
+            f"{100 * FLAGS.train_fraction:g} % of Fashion-MNIST",
+            os.path.join(
+                FLAGS.output_dir, f"accuracy_by_block_k{num_blocks}.png"
+            ),
+        )
+    header = [
+        "| model | K | schedule, transport | best block (%) | last block (%) |",
+        "|---|---|---|---|---|",
+    ]
+    with open(os.path.join(FLAGS.output_dir, "transport.md"), "w") as file:
+        file.write("\n".join(header + table) + "\n")
+    with open(os.path.join(FLAGS.output_dir, "transport.json"), "w") as file:
+        json.dump(
+            {
+                "flags": {
+                    name: getattr(FLAGS, name)
+                    for name in TRAINING_FLAGS + ("runs", "seeds")
+                },
+                "results": everything,
+            },
+            file,
+            indent=2,
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)

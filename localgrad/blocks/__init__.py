@@ -1,0 +1,44 @@
+"""The pieces of greedy training: blocks, objectives, hand-overs, executors.
+
+A `GreedyModel` is K `Block`s; each learns from its `Objective` with its
+own optimizer on its own device and hands a `HandOver` to the next; an
+`Executor` runs the blocks for a training step (`SynchronousExecutor` or
+`PipelinedExecutor`). A `TransportObjective` adds Karkar et al.'s
+transport term to a block's objective.
+
+Example:
+
+```python
+model = localgrad.GreedyModel(net, num_blocks=3, devices=["/cpu:0", "/cpu:1"])
+block = model.blocks[2]
+block.units, block.head, block.device  # the last block ends in the classifier
+```
+"""
+
+from localgrad.blocks.block import Block, build_blocks, run_chain
+from localgrad.blocks.executors import (
+    EXECUTORS,
+    Executor,
+    PipelinedExecutor,
+    SynchronousExecutor,
+)
+from localgrad.blocks.hand_over import HandOver
+from localgrad.blocks.objective import HeadObjective, LocalLoss, Objective
+from localgrad.blocks.trackers import BlockTrackers
+from localgrad.blocks.transport_objective import TransportObjective
+
+__all__ = [
+    "EXECUTORS",
+    "Block",
+    "BlockTrackers",
+    "Executor",
+    "HandOver",
+    "HeadObjective",
+    "LocalLoss",
+    "Objective",
+    "PipelinedExecutor",
+    "SynchronousExecutor",
+    "TransportObjective",
+    "build_blocks",
+    "run_chain",
+]
