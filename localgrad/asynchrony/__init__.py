@@ -13,6 +13,7 @@ slowdown = localgrad.asynchrony.parse_slowdown("3:1.11")  # {3: 1.11}
 from localgrad.asynchrony.order import AsyncOrder
 from localgrad.asynchrony.replay_buffer import (
     SAMPLINGS,
+    UNBOUNDED_HISTOGRAM_BINS,
     ReplayBuffer,
     ReplaySample,
 )

@@ -205,7 +205,8 @@ class ReplayBuffer:
                     f"{self.batch_size} rows; got {rows}. Build it with "
                     "the largest batch size the producer writes."
                 )
-        return self._write_function(features, labels, sample_weight)
+        with self._on_device():
+            return self._write_function(features, labels, sample_weight)
 
     def sample(self) -> ReplaySample:
         """Picks a slot by the sampling policy and returns a copy of it.
@@ -214,7 +215,8 @@ class ReplayBuffer:
             A `ReplaySample`; when nothing is eligible its `found` is false,
             its tensors have 0 rows and a skip is counted.
         """
-        return self._sample_function()
+        with self._on_device():
+            return self._sample_function()
 
     def statistics(self) -> dict:
         """Counters for logs and TensorBoard, as tensors.
