@@ -214,17 +214,56 @@ def test_concurrent_producer_and_consumer_see_whole_batches():
             if samples[-1]:
                 seen.append((got.features.numpy(), got.labels.numpy()))
 
-    threads = [threading.Thread(target=f) for f in (produce, consume)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _in_threads(produce, consume)
     statistics = _statistics(buffer)
     assert statistics["writes"] == batches
     assert statistics["reads"] == len(seen) == sum(samples)
     assert statistics["skips"] == len(samples) - len(seen)
     for features, labels in seen:  # never half of one batch, half another
         assert np.all(features == labels[0]) and np.all(labels == labels[0])
+
+
+def _in_threads(*targets):
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_concurrent_writers_each_get_their_own_slot():
+    buffer = _buffer(400, device="/device:CPU:1")
+    write = tf.function(lambda x, y: buffer.write(x, y))
+    write(*_batch(0)), buffer.clear()  # traced before the threads start
+
+    def produce():
+        for name in range(200):
+            write(*_batch(name))
+
+    _in_threads(produce, produce)
+    statistics = _statistics(buffer)
+    # Without the critical section, two writes can read the same write
+    # count and land in the same slot: fewer than 400 slots filled.
+    assert statistics["writes"] == 400 and statistics["filled"] == 400
+
+
+def test_concurrent_readers_never_share_a_single_use_batch():
+    buffer = _buffer(200, max_reuse=1, device="/device:CPU:1")
+    sample = tf.function(buffer.sample)
+    sample()
+    for name in range(200):
+        buffer.write(*_batch(name))
+    slots = []
+
+    def consume():
+        for _ in range(150):
+            slots.append(int(sample().slot))
+
+    _in_threads(consume, consume)
+    read = [slot for slot in slots if slot >= 0]
+    assert sorted(read) == list(range(200))  # each batch read exactly once
+    statistics = _statistics(buffer)
+    assert (statistics["reads"], statistics["skips"]) == (200, 101)
 
 
 def test_is_reachable_from_the_package():

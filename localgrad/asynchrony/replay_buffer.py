@@ -164,6 +164,7 @@ class ReplayBuffer:
             self._skips = _counter([], tf.int64, "skips")
             self._uses_histogram = _counter([bins], tf.int64, "histogram")
             self._rng = tf.random.Generator.from_seed(seed)
+            self._seeded_state = self._rng.state.numpy()
             self._critical = tf.CriticalSection(name=f"{name}_lock")
         unbatched = tf.nest.map_structure(_any_batch, self._structure)
         self._write_function = tf.function(
@@ -267,17 +268,22 @@ class ReplayBuffer:
                 evicted = self._written_at[slot] >= 0
                 bins = self._uses_histogram.shape[0]
                 uses_bin = tf.minimum(self._uses[slot], bins - 1)
-                self._uses_histogram.assign_add(
-                    tf.one_hot(uses_bin, bins, dtype=tf.int64)
-                    * tf.cast(evicted, tf.int64)
-                )
-                for variable, value in zip(self._slots, padded):
+                updates = [
+                    self._uses_histogram.assign_add(
+                        tf.one_hot(uses_bin, bins, dtype=tf.int64)
+                        * tf.cast(evicted, tf.int64)
+                    ),
+                    self._rows[slot].assign(rows),
+                    self._written_at[slot].assign(self._writes),
+                    self._uses[slot].assign(0),
+                ]
+                updates += [
                     variable[slot].assign(value)
-                self._rows[slot].assign(rows)
-                self._written_at[slot].assign(self._writes)
-                self._uses[slot].assign(0)
-                self._writes.assign_add(1)
-                return tf.identity(slot)
+                    for variable, value in zip(self._slots, padded)
+                ]
+                with tf.control_dependencies(updates):
+                    updates.append(self._writes.assign_add(1))
+                return _after(updates, slot)
 
             return self._critical.execute(write_oldest_slot)
 
@@ -294,14 +300,16 @@ class ReplayBuffer:
         found = tf.reduce_any(eligible)
         slot = tf.where(found, self._choose(eligible), 0)
         rows = tf.where(found, self._rows[slot], 0)
-        self._uses.assign_add(
-            tf.one_hot(slot, self.buffer_size, dtype=tf.int32)
-            * tf.cast(found, tf.int32)
-        )
-        self._reads.assign_add(tf.cast(found, tf.int64))
-        self._skips.assign_add(tf.cast(tf.logical_not(found), tf.int64))
         values = [tf.gather(variable, slot)[:rows] for variable in self._slots]
-        return found, tf.where(found, slot, -1), values
+        updates = [
+            self._uses.assign_add(
+                tf.one_hot(slot, self.buffer_size, dtype=tf.int32)
+                * tf.cast(found, tf.int32)
+            ),
+            self._reads.assign_add(tf.cast(found, tf.int64)),
+            self._skips.assign_add(tf.cast(tf.logical_not(found), tf.int64)),
+        ]
+        return _after(updates, (found, tf.where(found, slot, -1), values))
 
     def _eligible(self):
         eligible = self._written_at >= 0
@@ -339,15 +347,24 @@ class ReplayBuffer:
         }
 
     def _clear(self):
-        self._written_at.assign(
-            tf.fill([self.buffer_size], tf.constant(-1, tf.int64))
-        )
-        self._rng.reset_from_seed(self.seed)
-        for variable in (self._rows, self._uses, self._uses_histogram):
+        updates = [
+            self._rng.state.assign(self._seeded_state),
+            self._written_at.assign(
+                tf.fill([self.buffer_size], tf.constant(-1, tf.int64))
+            ),
+        ]
+        updates += [
             variable.assign(tf.zeros_like(variable))
-        for variable in (self._writes, self._reads, self._skips):
-            variable.assign(0)
-        return tf.constant(True)
+            for variable in (
+                self._rows,
+                self._uses,
+                self._uses_histogram,
+                self._writes,
+                self._reads,
+                self._skips,
+            )
+        ]
+        return _after(updates, tf.constant(True))
 
     def _on_device(self):
         if self._requested_device is None:
@@ -396,6 +413,16 @@ def _any_batch(spec):
 
 def _counter(shape, dtype, name):
     return tf.Variable(tf.zeros(shape, dtype), trainable=False, name=name)
+
+
+def _after(updates, outputs):
+    """`outputs`, computed only once every update has run.
+
+    A critical section is released once its outputs are computed; an
+    update that is no ancestor of them could run after the release.
+    """
+    with tf.control_dependencies(updates):
+        return tf.nest.map_structure(tf.identity, outputs)
 
 
 def _count(mask):
