@@ -32,6 +32,13 @@ def test_no_warmup_starts_random():
     assert set(order.take(200)) == {0, 1, 2, 3}
 
 
+def test_round_robin_after_the_warmup():
+    order = AsyncOrder(num_blocks=3, warmup_repeats=1, draw="round_robin")
+    assert order.take(3 + 7) == [0, 1, 2] + [0, 1, 2, 0, 1, 2, 0]
+    order.restart_warmup()
+    assert order.take(5) == [0, 1, 2, 1, 2]  # the round continues
+
+
 def _chi_square(counts, probabilities):
     expected = counts.sum() * np.asarray(probabilities)
     return float(((counts - expected) ** 2 / expected).sum())
@@ -91,6 +98,8 @@ def test_is_reachable_from_the_package():
         ({"slowdown": {"2": 2.0}}, "block indices"),
         ({"warmup_repeats": -1}, "warmup_repeats"),
         ({"num_blocks": 0}, "num_blocks must be >= 1"),
+        ({"draw": "cyclic"}, "Unknown draw 'cyclic'"),
+        ({"draw": "round_robin", "slowdown": {1: 2.0}}, "needs draw='random'"),
     ],
 )
 def test_bad_arguments_are_clear_value_errors(kwargs, message):

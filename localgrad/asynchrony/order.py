@@ -6,6 +6,8 @@ import numpy as np
 
 from localgrad.asynchrony.slowdown import validate_slowdown
 
+DRAWS = ("random", "round_robin")
+
 
 class AsyncOrder:
     """The block order of simulated asynchronous DGL, deterministic by seed.
@@ -16,6 +18,8 @@ class AsyncOrder:
     each tick draws one block at random, with weight 1 for every block and
     1 / s for a block slowed by a factor s. Call `restart_warmup` to run
     the warm-up again (the released code does at every learning-rate drop).
+    With `draw="round_robin"` the ticks after the warm-up are 0, 1, ...,
+    K-1, 0, 1, ...: with buffers of one batch, the synchronous schedule.
 
     The order is plain Python and numpy, drawn by the executor's loop
     between block steps; it is not meant for `tf.function`. Its state (for
@@ -36,10 +40,12 @@ class AsyncOrder:
         seed: The seed of the random order.
         warmup_repeats: How many consecutive ticks each block gets in the
             warm-up (0: no warm-up).
+        draw: `"random"` (the released code) or `"round_robin"`.
 
     Raises:
         ValueError: for K < 1, a bad slowdown (a block that does not exist,
-            a factor <= 0) or warmup_repeats < 0.
+            a factor <= 0), warmup_repeats < 0, an unknown draw, or a
+            slowdown with the round-robin draw.
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class AsyncOrder:
         slowdown: Mapping[int, float] | None = None,
         seed: int = 0,
         warmup_repeats: int = 2,
+        draw: str = "random",
     ):
         if isinstance(num_blocks, bool) or not isinstance(num_blocks, int):
             raise ValueError(f"num_blocks must be an int; got {num_blocks!r}.")
@@ -62,8 +69,16 @@ class AsyncOrder:
                 "warmup_repeats must be an integer >= 0 (ticks per block in "
                 f"the warm-up); got {warmup_repeats!r}."
             )
+        if draw not in DRAWS:
+            raise ValueError(f"Unknown draw {draw!r}; use one of {DRAWS}.")
         self.num_blocks = num_blocks
         self.slowdown = validate_slowdown(slowdown, num_blocks)
+        if draw == "round_robin" and self.slowdown:
+            raise ValueError(
+                "The round-robin draw steps every block equally often; "
+                f"slowdown={self.slowdown} needs draw='random'."
+            )
+        self.draw = draw
         self.seed = seed
         self.warmup_repeats = warmup_repeats
         weights = np.ones(num_blocks)
@@ -73,6 +88,7 @@ class AsyncOrder:
         self._cumulative = np.cumsum(self.probabilities)
         self._rng = np.random.default_rng(seed)
         self._warmup_position = 0
+        self._drawn = 0
         self.ticks = 0
 
     @property
@@ -102,6 +118,9 @@ class AsyncOrder:
         if self.in_warmup:
             self._warmup_position += 1
             return self.warmup[self._warmup_position - 1]
+        self._drawn += 1
+        if self.draw == "round_robin":
+            return (self._drawn - 1) % self.num_blocks
         drawn = np.searchsorted(self._cumulative, self._rng.random(), "right")
         return int(min(drawn, self.num_blocks - 1))
 
@@ -123,6 +142,7 @@ class AsyncOrder:
         return {
             "ticks": self.ticks,
             "warmup_position": self._warmup_position,
+            "drawn": self._drawn,
             "generator": self._rng.bit_generator.state,
         }
 
@@ -132,11 +152,12 @@ class AsyncOrder:
         Raises:
             ValueError: if the state is not one of `get_state`'s.
         """
-        if set(state) != {"ticks", "warmup_position", "generator"}:
+        if set(state) != set(self.get_state()):
             raise ValueError(
-                "Not an AsyncOrder state (keys ticks, warmup_position, "
-                f"generator); got keys {sorted(state)}."
+                f"Not an AsyncOrder state (keys {sorted(self.get_state())}); "
+                f"got keys {sorted(state)}."
             )
         self.ticks = int(state["ticks"])
         self._warmup_position = int(state["warmup_position"])
+        self._drawn = int(state["drawn"])
         self._rng.bit_generator.state = dict(state["generator"])
