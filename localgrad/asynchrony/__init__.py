@@ -12,9 +12,9 @@ slowdown = localgrad.asynchrony.parse_slowdown("3:1.11")  # {3: 1.11}
 
 from localgrad.asynchrony.order import AsyncOrder
 from localgrad.asynchrony.replay_buffer import (
-    SAMPLINGS,
     UNBOUNDED_HISTOGRAM_BINS,
     ReplayBuffer,
     ReplaySample,
 )
+from localgrad.asynchrony.sampling import SAMPLINGS
 from localgrad.asynchrony.slowdown import parse_slowdown, validate_slowdown

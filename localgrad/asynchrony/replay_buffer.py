@@ -17,7 +17,12 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-SAMPLINGS = ("priority_lifo", "fifo", "uniform")
+from localgrad.asynchrony.sampling import (
+    SAMPLINGS,
+    choose_slot,
+    eligible_slots,
+)
+
 # Bins of the uses histogram when max_reuse is None; the last bin counts
 # the batches read this many times or more.
 UNBOUNDED_HISTOGRAM_BINS = 16
@@ -298,7 +303,10 @@ class ReplayBuffer:
     def _take_slot(self):
         eligible = self._eligible()
         found = tf.reduce_any(eligible)
-        slot = tf.where(found, self._choose(eligible), 0)
+        choice = choose_slot(
+            self.sampling, eligible, self._uses, self._written_at, self._rng
+        )
+        slot = tf.where(found, choice, 0)
         rows = tf.where(found, self._rows[slot], 0)
         values = [tf.gather(variable, slot)[:rows] for variable in self._slots]
         updates = [
@@ -312,27 +320,7 @@ class ReplayBuffer:
         return _after(updates, (found, tf.where(found, slot, -1), values))
 
     def _eligible(self):
-        eligible = self._written_at >= 0
-        if self.max_reuse is not None:
-            eligible &= self._uses < self.max_reuse
-        return eligible
-
-    def _choose(self, eligible):
-        """The slot the policy picks among `eligible` (not all false)."""
-        if self.sampling == "uniform":
-            count = tf.reduce_sum(tf.cast(eligible, tf.int32))
-            rank = self._rng.uniform(
-                [], 0, tf.maximum(count, 1), dtype=tf.int32
-            )
-            ranks = tf.cumsum(tf.cast(eligible, tf.int32)) - 1
-            return tf.argmax(eligible & (ranks == rank), output_type=tf.int32)
-        fewest = tf.reduce_min(tf.where(eligible, self._uses, tf.int32.max))
-        least_used = eligible & (self._uses == fewest)
-        if self.sampling == "priority_lifo":
-            newest = tf.where(least_used, self._written_at, -1)
-            return tf.argmax(newest, output_type=tf.int32)
-        oldest = tf.where(least_used, self._written_at, tf.int64.max)
-        return tf.argmin(oldest, output_type=tf.int32)
+        return eligible_slots(self._written_at, self._uses, self.max_reuse)
 
     def _read_statistics(self):
         filled = self._written_at >= 0
