@@ -178,7 +178,9 @@ def test_slots_live_on_the_given_logical_device():
     sample = buffer.sample()
     assert sample.features.device.endswith("device:CPU:1")
     np.testing.assert_array_equal(sample.labels, [7] * 4)
-    assert _buffer(1, device="/device:CPU:0").device.endswith("CPU:0")
+    assert _buffer(1, device="/cpu:0").device.endswith("CPU:0")
+    with pytest.raises(ValueError, match="'/device:CPU:7' does not exist"):
+        _buffer(1, device="/device:CPU:7")
 
 
 def test_nested_features_round_trip():

@@ -112,7 +112,8 @@ class ReplayBuffer:
     Raises:
         ValueError: for buffer_size < 1, an unknown sampling, a max_reuse
             that is not a positive integer, specs without a common known
-            batch size, or a creation inside a distribution strategy.
+            batch size, a device that does not exist, or a creation inside
+            a distribution strategy.
     """
 
     def __init__(
@@ -171,6 +172,7 @@ class ReplayBuffer:
             self._rng = tf.random.Generator.from_seed(seed)
             self._seeded_state = self._rng.state.numpy()
             self._critical = tf.CriticalSection(name=f"{name}_lock")
+        _check_placement(device, self.device)
         unbatched = tf.nest.map_structure(_any_batch, self._structure)
         self._write_function = tf.function(
             self._write, input_signature=list(unbatched)
@@ -382,6 +384,19 @@ def _check_arguments(buffer_size, sampling, max_reuse):
         raise ValueError(
             "max_reuse must be None (no limit) or an integer >= 1 (reads of "
             f"a batch before it is dropped); got {max_reuse!r}."
+        )
+
+
+def _check_placement(requested, actual):
+    """Refuses TensorFlow's silent fallback to another device."""
+    if requested is None:
+        return
+    placed = tf.DeviceSpec.from_string(actual)
+    if placed.make_merged_spec(tf.DeviceSpec.from_string(requested)) != placed:
+        devices = [d.name for d in tf.config.list_logical_devices()]
+        raise ValueError(
+            f"ReplayBuffer device {requested!r} does not exist here (the "
+            f"slots fell back to {actual}); use one of {devices}."
         )
 
 
