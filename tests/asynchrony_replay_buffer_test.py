@@ -275,8 +275,8 @@ def test_is_reachable_from_the_package():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"buffer_size": 0}, "buffer_size must be at least 1"),
-        ({"buffer_size": 2.0}, "buffer_size must be an integer"),
+        ({"buffer_size": 0}, "buffer_size must be an integer >= 1"),
+        ({"buffer_size": 2.0}, "buffer_size must be an integer >= 1"),
         ({"sampling": "lifo"}, "Unknown sampling 'lifo'"),
         ({"max_reuse": 0}, "max_reuse must be None"),
         ({"max_reuse": 1.5}, "max_reuse must be None"),

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 
 from localgrad.asynchrony.sampling import (
-    SAMPLINGS,
+    check_sampling,
     choose_slot,
     eligible_slots,
 )
@@ -128,7 +128,8 @@ class ReplayBuffer:
         seed: int = 0,
         name: str = "replay_buffer",
     ):
-        _check_arguments(buffer_size, sampling, max_reuse)
+        _check_buffer_size(buffer_size)
+        check_sampling(sampling, max_reuse)
         if tf.distribute.has_strategy():
             raise ValueError(
                 "Create the ReplayBuffer outside a tf.distribute strategy "
@@ -362,28 +363,15 @@ class ReplayBuffer:
         return tf.device(self._requested_device)
 
 
-def _check_arguments(buffer_size, sampling, max_reuse):
-    if isinstance(buffer_size, bool) or not isinstance(buffer_size, int):
-        raise ValueError(
-            f"buffer_size must be an integer >= 1; got {buffer_size!r}."
-        )
-    if buffer_size < 1:
-        raise ValueError(
-            f"buffer_size must be at least 1 (slots of batches); got "
-            f"{buffer_size}."
-        )
-    if sampling not in SAMPLINGS:
-        raise ValueError(
-            f"Unknown sampling {sampling!r}; use one of {SAMPLINGS}."
-        )
-    if max_reuse is not None and (
-        isinstance(max_reuse, bool)
-        or not isinstance(max_reuse, int)
-        or max_reuse < 1
+def _check_buffer_size(buffer_size):
+    if (
+        isinstance(buffer_size, bool)
+        or not isinstance(buffer_size, int)
+        or buffer_size < 1
     ):
         raise ValueError(
-            "max_reuse must be None (no limit) or an integer >= 1 (reads of "
-            f"a batch before it is dropped); got {max_reuse!r}."
+            "buffer_size must be an integer >= 1 (the number of batches "
+            f"held); got {buffer_size!r}."
         )
 
 

@@ -11,6 +11,28 @@ import tensorflow as tf
 SAMPLINGS = ("priority_lifo", "fifo", "uniform")
 
 
+def check_sampling(sampling: str, max_reuse: int | None) -> None:
+    """Checks a sampling policy and a reuse limit.
+
+    Raises:
+        ValueError: for an unknown sampling or a max_reuse that is neither
+            None nor an integer >= 1.
+    """
+    if sampling not in SAMPLINGS:
+        raise ValueError(
+            f"Unknown sampling {sampling!r}; use one of {SAMPLINGS}."
+        )
+    if max_reuse is not None and (
+        isinstance(max_reuse, bool)
+        or not isinstance(max_reuse, int)
+        or max_reuse < 1
+    ):
+        raise ValueError(
+            "max_reuse must be None (no limit) or an integer >= 1 (reads of "
+            f"a batch before it is dropped); got {max_reuse!r}."
+        )
+
+
 def eligible_slots(
     written_at: tf.Tensor, uses: tf.Tensor, max_reuse: int | None
 ) -> tf.Tensor:
