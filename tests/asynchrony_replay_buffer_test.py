@@ -299,3 +299,8 @@ def test_refuses_a_distribution_strategy_scope():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope(), pytest.raises(ValueError, match="outside"):
         _buffer(2)
+
+
+def test_refuses_a_creation_inside_a_function():
+    with pytest.raises(ValueError, match="eagerly"):
+        tf.function(lambda: _buffer(2))()

@@ -113,7 +113,7 @@ class ReplayBuffer:
         ValueError: for buffer_size < 1, an unknown sampling, a max_reuse
             that is not a positive integer, specs without a common known
             batch size, a device that does not exist, or a creation inside
-            a distribution strategy.
+            a `tf.function` or a distribution strategy.
     """
 
     def __init__(
@@ -130,6 +130,11 @@ class ReplayBuffer:
     ):
         _check_buffer_size(buffer_size)
         check_sampling(sampling, max_reuse)
+        if not tf.executing_eagerly():
+            raise ValueError(
+                "Create the ReplayBuffer eagerly (e.g. before fit or in a "
+                "callback's on_train_begin), not inside a tf.function."
+            )
         if tf.distribute.has_strategy():
             raise ValueError(
                 "Create the ReplayBuffer outside a tf.distribute strategy "
