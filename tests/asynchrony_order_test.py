@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from scipy import stats
 
 import localgrad
@@ -105,3 +106,48 @@ def test_is_reachable_from_the_package():
 def test_bad_arguments_are_clear_value_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AsyncOrder(**({"num_blocks": 6} | kwargs))
+
+
+def _toy_block_step(weights, block, inputs):
+    """A block's step: output from the forward, then an update from it."""
+    outputs = inputs * weights[block] + block
+    weights[block].assign_add(0.01 * tf.reduce_mean(outputs))
+    return outputs
+
+
+def _simulate(order, data, num_blocks):
+    """Block weights after simulated asynchrony over one-batch buffers."""
+    weights = [tf.Variable(1.0) for _ in range(num_blocks)]
+    spec, labels = tf.TensorSpec((4, 2)), tf.zeros([4], tf.int32)
+    buffers = [
+        localgrad.ReplayBuffer(1, spec, tf.TensorSpec((4,), tf.int32))
+        for _ in range(num_blocks - 1)
+    ]
+    fresh = iter(data)
+    for block in order.take(num_blocks * len(data)):
+        if block == 0:
+            x = next(fresh)
+        else:  # block k reads buffer k - 1
+            sample = buffers[block - 1].sample()
+            assert bool(sample.found)
+            x = sample.features
+        x = _toy_block_step(weights, block, x)
+        if block < num_blocks - 1:
+            buffers[block].write(x, labels)
+    return [float(w) for w in weights]
+
+
+def test_round_robin_with_one_batch_buffers_is_the_synchronous_schedule():
+    num_blocks = 3
+    data = [tf.fill([4, 2], float(n + 1)) for n in range(5)]
+    synchronous = [tf.Variable(1.0) for _ in range(num_blocks)]
+    for x in data:  # every block steps on the batch, in block order
+        for block in range(num_blocks):
+            x = _toy_block_step(synchronous, block, x)
+    expected = [float(w) for w in synchronous]
+    round_robin = AsyncOrder(num_blocks, warmup_repeats=0, draw="round_robin")
+    assert _simulate(round_robin, data, num_blocks) == expected
+    # The released warm-up (0, 0, 1, 1, 2, 2) makes block 1 read batch 2's
+    # output twice and never batch 1's: no longer synchronous.
+    warm = AsyncOrder(num_blocks, warmup_repeats=2, draw="round_robin")
+    assert _simulate(warm, data, num_blocks)[1:] != expected[1:]
