@@ -20,7 +20,9 @@ each block's rate drops at its own 15th, 30th, 45th epoch.
 
 Writes a JSON of every run (re-running skips the runs already there), a
 text table (mean ± std over seeds) and a plot. Needs the asynchronous
-schedule (issue 9's executor); `--grid=sync` runs only the baseline.
+schedule (issue 9's executor, with the arguments of the issue plus
+`seed=`, the seed of its block order); `--grid=sync` runs only the
+baseline.
 
 Run (Fashion-MNIST from `apt-get install -y dataset-fashion-mnist`; an
 idle machine: 39 runs of 50 epochs):
