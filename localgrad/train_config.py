@@ -8,8 +8,18 @@ and the fix, before any data or model is touched.
 
 from ml_collections import config_dict
 
+from localgrad.asynchrony.sampling import SAMPLINGS, check_sampling
+from localgrad.asynchrony.slowdown import parse_slowdown, validate_slowdown
+
 METHODS = ("backprop", "dgl", "predsim")
-SCHEDULES = ("parallel", "sequential", "multilap")
+SCHEDULES = ("parallel", "sequential", "multilap", "async")
+# The asynchronous fields and their defaults (schedule="async" only).
+ASYNC_DEFAULTS = {
+    "buffer_size": 30,
+    "sampling": "priority_lifo",
+    "max_reuse": None,
+    "slowdown": "",
+}
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "step")
 BALANCES = ("memory", "compute")
@@ -53,12 +63,21 @@ def default_config() -> config_dict.ConfigDict:
     config.head_width = 1.0
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
-    # Which blocks train when: parallel, sequential or multilap, with
+    # Which blocks train when: parallel, sequential, multilap or async, with
     # `laps` and block k's share e1 + k * e2 of the run.
     config.schedule = "parallel"
     config.laps = 1
     config.e1 = 1.0
     config.e2 = 0.0
+    # schedule="async" (asynchronous DGL): replay buffers of `buffer_size`
+    # batches read by `sampling` (priority_lifo, fifo or uniform), a batch
+    # dropped after `max_reuse` reads (None: never), and slowed blocks as
+    # "block:factor,..." (e.g. "3:1.11"). `epochs` is then every block's
+    # own epochs; fit runs until all have trained them.
+    config.buffer_size = ASYNC_DEFAULTS["buffer_size"]
+    config.sampling = ASYNC_DEFAULTS["sampling"]
+    config.max_reuse = config_dict.placeholder(int)
+    config.slowdown = ASYNC_DEFAULTS["slowdown"]
     # Optimization; each block gets its own copy of the optimizer.
     config.optimizer = "sgd"
     config.learning_rate = 0.1
@@ -259,6 +278,34 @@ def check_config(config: config_dict.ConfigDict) -> None:
             f"lr_schedule={config.lr_schedule!r}."
         )
     _check_method(config)
+    _check_async(config)
+
+
+def _check_async(config):
+    given = {name: config[name] for name in ASYNC_DEFAULTS}
+    if config.schedule != "async":
+        changed = sorted(
+            name
+            for name, value in given.items()
+            if value != ASYNC_DEFAULTS[name]
+        )
+        if changed:
+            raise ValueError(
+                f"{changed} are for schedule='async' (got schedule="
+                f"{config.schedule!r}); set --config.schedule=async or drop "
+                "them."
+            )
+        return
+    _check_positive_int("buffer_size", config.buffer_size)
+    if config.sampling not in SAMPLINGS:
+        _check_choice("sampling", config.sampling, SAMPLINGS)
+    check_sampling(config.sampling, config.max_reuse)
+    if config.method == "backprop":
+        raise ValueError(
+            "schedule='async' needs several blocks; method='backprop' has "
+            "one. Use method='dgl' or 'predsim'."
+        )
+    validate_slowdown(parse_slowdown(config.slowdown), config.num_blocks)
 
 
 def _check_method(config):

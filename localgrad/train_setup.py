@@ -224,7 +224,8 @@ def block_train_steps(
 ) -> list[int]:
     """How many steps each block trains in a run of `total_steps` steps.
 
-    Every step for the parallel schedule; the block's phases for the
+    Every step for the parallel and asynchronous schedules (an async
+    block trains `epochs` of its own); the block's phases for the
     sequential and multi-lap ones (as `GreedySchedule.plan` lays them out).
 
     Example:
@@ -244,7 +245,7 @@ def block_train_steps(
     Raises:
         ValueError: if the run is too short for the schedule's phases.
     """
-    if schedule.mode == "parallel":
+    if schedule.mode in ("parallel", "async"):
         return [total_steps] * num_blocks
     steps = [0] * num_blocks
     for block, _, first, end in schedule.plan(num_blocks, total_steps):
