@@ -197,6 +197,7 @@ def test_threads_on_two_devices_learn_digits():
         batch_size=64,
         epochs=12,
         verbose=0,
+        validation_data=(x[1400:], y[1400:]),
         callbacks=[schedule],
     ).history
     executor = schedule.async_run.executor
@@ -204,7 +205,9 @@ def test_threads_on_two_devices_learn_digits():
     steps_per_epoch = 22  # ceil(1400 / 64)
     assert executor.block_steps == [6 * steps_per_epoch] * 2
     assert history["block_1_epochs"][-1] == pytest.approx(6.0)
-    assert not executor._threads  # joined
+    assert not executor.running  # joined
+    # Validation ran each epoch with the workers paused.
+    assert len(history["val_accuracy"]) == len(history["loss"])
     logs = model.evaluate(x[1400:], y[1400:], return_dict=True, verbose=0)
     assert logs["accuracy"] > 0.8, logs
 

@@ -71,6 +71,8 @@ class AsyncRun:
                 "steps, but fit does not know its steps per epoch: pass "
                 "steps_per_epoch= to fit (or data of known length)."
             )
+        if self.executor is not None and self.executor.running:
+            self.executor.stop()  # A fit that raised left workers running.
         self.model, self.steps_per_epoch = model, int(steps)
         settings = self.settings.check(model.num_blocks)
         devices = {device for device in model.devices if device is not None}

@@ -179,6 +179,15 @@ class AsyncExecutor(Executor):
         """Nothing: the buffers carry over from one epoch to the next."""
         return None
 
+    @property
+    def running(self) -> bool:
+        """Whether blocks run outside `train` (no: all run inside it)."""
+        return False
+
+    def stop(self) -> None:
+        """Stops what runs outside `train` (nothing here)."""
+        return None
+
     def finish_run(self) -> None:
         """Lets every block read the batches still unread in its buffer.
 

@@ -14,6 +14,11 @@ read (the consumer is behind); a consumer waits while nothing is eligible
 event, so no thread waits for one that has gone. A block slowed by s > 1
 sleeps s - 1 times its step's duration after each step.
 
+`finish_epoch` (called before every evaluation) pauses the workers once
+their current step is done, so that validation reads the weights and
+metrics alone; the next `train` resumes them. A producer waiting for room
+while its consumer is paused writes anyway (over the oldest batch).
+
 The run ends (`finish_run`) when block 0 has no more fresh batches: each
 worker reads what is still unread in its buffer, then stops; a worker
 also stops once it and every block after it have trained their target
@@ -75,15 +80,37 @@ class ThreadedExecutor(AsyncExecutor):
         self._conditions = [threading.Condition() for _ in self.blocks[1:]]
         self._threads = []
         self._errors = []
+        # Workers step only while `_go` is set; each holds its lock while
+        # it steps, so that `finish_epoch` can wait for the steps to end.
+        self._go = threading.Event()
+        self._go.set()
+        self._step_locks = [threading.Lock() for _ in self.blocks]
+
+    @property
+    def running(self) -> bool:
+        """Whether worker threads are alive."""
+        return any(thread.is_alive() for thread in self._threads)
 
     def train(self, x, y, sample_weight, trained) -> None:
         self._check_trained(trained)
         self._raise_errors()
+        self._go.set()
         if self.buffers is None:
             self._ensure_buffers(x, y, sample_weight)
             self._start_workers()
         self.step(0, HandOver(x), y, sample_weight)
         self._raise_errors()
+
+    def finish_epoch(self) -> None:
+        """Pauses the workers after their current step (before evaluation).
+
+        The next `train` call resumes them.
+        """
+        self._go.clear()
+        self._notify_all()
+        for lock in self._step_locks:
+            with lock:
+                pass
 
     def finish_run(self) -> None:
         """Block 0 is done: waits for the workers to finish, then joins.
@@ -93,6 +120,7 @@ class ThreadedExecutor(AsyncExecutor):
             Exception: the first exception raised in a worker.
         """
         self._exited[0].set()
+        self._go.set()
         self._notify_all()
         deadline = time.monotonic() + self.join_timeout
         for thread in self._threads:
@@ -111,6 +139,14 @@ class ThreadedExecutor(AsyncExecutor):
                 f"{self.join_timeout} s and were stopped."
             )
 
+    def stop(self) -> None:
+        """Stops and joins the workers at once (their steps finish first)."""
+        self._stop.set()
+        self._notify_all()
+        for thread in self._threads:
+            thread.join(self.join_timeout)
+        self._threads = []
+
     def step(self, block, inputs, y, sample_weight) -> None:
         started = time.perf_counter()
         super().step(block, inputs, y, sample_weight)
@@ -126,6 +162,7 @@ class ThreadedExecutor(AsyncExecutor):
             while (
                 not self._stop.is_set()
                 and not consumer_gone.is_set()
+                and self._go.is_set()
                 and _statistic(buffer, "unread") >= buffer.buffer_size
             ):
                 condition.wait(POLL_SECONDS)
@@ -147,12 +184,10 @@ class ThreadedExecutor(AsyncExecutor):
             thread.start()
 
     def _work(self, block):
-        buffer, condition = self.buffers[block - 1], self._conditions[block - 1]
+        condition = self._conditions[block - 1]
         try:
             while not self._stop.is_set() and not self._finished(block):
-                producer_done = self._exited[block - 1].is_set()
-                wanted = "unread" if producer_done else "available"
-                if _statistic(buffer, wanted) and self.read_and_step(block):
+                if self._step_if_going(block):
                     with condition:
                         condition.notify_all()  # Room for the producer.
                     continue
@@ -164,6 +199,18 @@ class ThreadedExecutor(AsyncExecutor):
         finally:
             self._exited[block].set()
             self._notify_all()
+
+    def _step_if_going(self, block):
+        """One step of block k, unless paused or nothing is eligible."""
+        with self._step_locks[block]:
+            if not self._go.is_set():
+                return False
+            producer_done = self._exited[block - 1].is_set()
+            wanted = "unread" if producer_done else "available"
+            buffer = self.buffers[block - 1]
+            return bool(_statistic(buffer, wanted)) and self.read_and_step(
+                block
+            )
 
     def _finished(self, block):
         """Whether block k's worker has nothing more to do."""
