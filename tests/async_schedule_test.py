@@ -73,6 +73,7 @@ def test_one_batch_buffers_in_round_robin_are_the_parallel_schedule():
     assert isinstance(executor, AsyncExecutor)
     assert executor.block_steps == [15, 15, 15]  # 3 epochs of 5 batches
     assert executor.forward_steps == [0, 0, 0]
+    assert executor.made_up_steps == [0, 0, 0]
     for mine, theirs in zip(_weights(asynchronous), _weights(parallel)):
         np.testing.assert_array_equal(mine, theirs)
     # The check has power: the released warm-up (0, 0, 1, 1, 2, 2) gives
@@ -134,7 +135,7 @@ def test_every_block_trains_its_own_epochs_and_logs_its_buffer():
 
 
 # Two epochs are too few for the slowed block: the end of fit warns.
-@pytest.mark.filterwarnings("ignore:fit ended before blocks")
+@pytest.mark.filterwarnings("ignore:fit ended too early")
 def test_the_order_is_deterministic_for_a_seed_and_resumes(tmp_path):
     x, y = _data(32)
 
@@ -265,3 +266,47 @@ def test_a_slowdown_of_a_missing_block_is_refused_in_fit():
 def test_async_arguments_need_the_async_mode():
     with pytest.raises(ValueError, match="are for mode='async'"):
         GreedySchedule("parallel", buffer_size=5)
+
+
+def test_a_learning_rate_drop_restarts_the_warmup():
+    x, y = _data(48)
+    model = _dense_model()
+    # Every block's rate drops 10x after 3 of its own steps, once.
+    model.compile(
+        optimizer=keras.optimizers.SGD(
+            keras.optimizers.schedules.PiecewiseConstantDecay(
+                [3], [0.05, 0.005]
+            )
+        ),
+        loss=SPARSE_CE,
+    )
+    schedule = GreedySchedule("async", buffer_size=2, verbose=0)
+    restarts = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            order = schedule.async_run.executor.order
+            restart = order.restart_warmup
+
+            def recorded():
+                restarts.append(order.ticks)
+                restart()
+
+            order.restart_warmup = recorded
+
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+        callbacks=[schedule, Recorder()],
+    )
+    executor = schedule.async_run.executor
+    # 2 epochs of 6 batches each: blocks drawn a few turns fewer than
+    # block 0 made them up on their buffers at the end.
+    assert executor.block_steps == [12, 12, 12]
+    assert sum(executor.made_up_steps) < 6
+    assert len(restarts) == 3  # one drop per block
+    for block in model.blocks:
+        assert float(block.optimizer.learning_rate) == pytest.approx(0.005)

@@ -141,11 +141,15 @@ class AsyncRun:
             self.model.trained_blocks = None
         epochs = [s / self.steps_per_epoch for s in executor.block_steps]
         short = [k for k in range(len(epochs)) if executor.trains(k)]
-        if short:
+        made_up = [s / self.steps_per_epoch for s in executor.made_up_steps]
+        if short or max(made_up) > 1:
             warnings.warn(
-                f"fit ended before blocks {short} trained their epochs "
-                f"(epochs trained: {[round(e, 2) for e in epochs]}); fit "
-                "for schedule.total_epochs(num_blocks) epochs.",
+                f"fit ended too early: blocks {short} did not train their "
+                f"epochs (epochs trained: {[round(e, 2) for e in epochs]}), "
+                "and blocks made up "
+                f"{[round(e, 2) for e in made_up]} epochs on the last "
+                "batches of their buffers; fit for "
+                "schedule.total_epochs(num_blocks) epochs.",
                 stacklevel=2,
             )
         if self.verbose:

@@ -151,6 +151,7 @@ class AsyncExecutor(Executor):
         self.target_steps = None
         self.block_steps = [int(b.optimizer.iterations) for b in self.blocks]
         self.forward_steps = [0] * len(self.blocks)
+        self.made_up_steps = [0] * len(self.blocks)
         self._weighted = False
         self._train = [
             block_step.on_replicas(
@@ -189,19 +190,30 @@ class AsyncExecutor(Executor):
         return None
 
     def finish_run(self) -> None:
-        """Lets every block read the batches still unread in its buffer.
+        """Lets the blocks use up their buffers once the fresh data end.
 
         Ticks go on, block 0 (which has no fresh batch left) passing its
-        turn, and a block reads only unread batches, until no buffer holds
-        one: every batch written reaches the last block. Nothing to do
-        once every block has trained its target steps.
+        turn. A block steps while its buffer holds a batch it has not
+        read, or, while it is short of its target steps, any eligible
+        batch: every batch written reaches the last block, and a block
+        that drew a few turns fewer than block 0 makes them up.
+        `made_up_steps` counts the steps of the second kind.
         """
         if not self.buffers or self.done:
             return
-        while any(int(b.statistics()["unread"]) for b in self.buffers):
+        while any(self.can_finish(k) for k in range(1, len(self.blocks))):
             block = next(self.order)
-            if block and int(self.buffers[block - 1].statistics()["unread"]):
-                self.read_and_step(block)
+            if not block or not self.can_finish(block):
+                continue
+            short = not int(self.buffers[block - 1].statistics()["unread"])
+            if self.read_and_step(block) and short:
+                self.made_up_steps[block] += 1
+
+    def can_finish(self, block: int) -> bool:
+        """Whether block k > 0 has a batch to use up at the end of the run."""
+        stats = self.buffers[block - 1].statistics()
+        wanted = "available" if self.trains(block) else "unread"
+        return bool(int(stats[wanted]))
 
     def read_and_step(self, block: int) -> bool:
         """Block k > 0 samples its buffer and steps; False if it skipped."""

@@ -20,7 +20,8 @@ metrics alone; the next `train` resumes them. A producer waiting for room
 while its consumer is paused writes anyway (over the oldest batch).
 
 The run ends (`finish_run`) when block 0 has no more fresh batches: each
-worker reads what is still unread in its buffer, then stops; a worker
+worker reads what is still unread in its buffer (and, while short of its
+target steps, any eligible batch), then stops; a worker
 also stops once it and every block after it have trained their target
 steps. An exception in a worker stops every thread and is raised again
 in the Keras thread.
@@ -205,8 +206,12 @@ class ThreadedExecutor(AsyncExecutor):
         with self._step_locks[block]:
             if not self._go.is_set():
                 return False
-            producer_done = self._exited[block - 1].is_set()
-            wanted = "unread" if producer_done else "available"
+            if not self._exited[block - 1].is_set():
+                wanted = "available"
+            elif self.can_finish(block):  # The producer is done: use up.
+                wanted = "available" if self.trains(block) else "unread"
+            else:
+                return False
             buffer = self.buffers[block - 1]
             return bool(_statistic(buffer, wanted)) and self.read_and_step(
                 block
@@ -216,9 +221,7 @@ class ThreadedExecutor(AsyncExecutor):
         """Whether block k's worker has nothing more to do."""
         if not any(self.trains(k) for k in range(block, len(self.blocks))):
             return True
-        return self._exited[block - 1].is_set() and not _statistic(
-            self.buffers[block - 1], "unread"
-        )
+        return self._exited[block - 1].is_set() and not self.can_finish(block)
 
     def _notify_all(self):
         for condition in self._conditions:
