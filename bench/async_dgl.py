@@ -20,9 +20,9 @@ each block's rate drops at its own 15th, 30th, 45th epoch.
 
 Writes a JSON of every run (re-running skips the runs already there), a
 text table (mean ± std over seeds) and a plot. Needs the asynchronous
-schedule (issue 9's executor, with the arguments of the issue plus
-`seed=`, the seed of its block order); `--grid=sync` runs only the
-baseline.
+schedule with `block_epochs=--epochs` (every block trains that many of
+its own epochs; `fit` runs `schedule.total_epochs(6)` epochs at most and
+stops when all blocks are done); `--grid=sync` runs only the baseline.
 
 Run (Fashion-MNIST from `apt-get install -y dataset-fashion-mnist`; an
 idle machine: 39 runs of 50 epochs):
@@ -131,7 +131,11 @@ def train(schedule, seed, data):
         x,
         y,
         batch_size=FLAGS.batch_size,
-        epochs=FLAGS.epochs,
+        # Async: every block trains FLAGS.epochs of its own; fit stops when
+        # all have (a slowed block needs more fresh batches than block 0).
+        epochs=schedule.total_epochs(NUM_BLOCKS)
+        if schedule.mode == "async"
+        else FLAGS.epochs,
         callbacks=[schedule],
         verbose=2,
     )
@@ -163,6 +167,7 @@ def make_schedule(setting, seed):
         max_reuse=FLAGS.max_reuse or None,
         slowdown={FLAGS.slowed_block: slowdown},
         seed=seed,
+        block_epochs=FLAGS.epochs,
     )
 
 

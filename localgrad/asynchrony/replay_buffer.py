@@ -13,6 +13,7 @@ writing while a consumer thread samples) each see the buffer whole.
 """
 
 import contextlib
+import functools
 from typing import Any, NamedTuple
 
 import tensorflow as tf
@@ -180,10 +181,15 @@ class ReplayBuffer:
             self._critical = tf.CriticalSection(name=f"{name}_lock")
         _check_placement(device, self.device)
         unbatched = tf.nest.map_structure(_any_batch, self._structure)
+        # Partials, not bound methods: TensorFlow counts traces per code
+        # object, and K buffers' first traces are no "frequent retracing".
         self._write_function = tf.function(
-            self._write, input_signature=list(unbatched)
+            functools.partial(ReplayBuffer._write, self),
+            input_signature=list(unbatched),
         )
-        self._sample_function = tf.function(self._sample, input_signature=[])
+        self._sample_function = tf.function(
+            functools.partial(ReplayBuffer._sample, self), input_signature=[]
+        )
 
     @property
     def device(self) -> str:
