@@ -1,13 +1,18 @@
 """schedule=async in the training config and on the bin/train.py line."""
 
+import glob
 import json
 import os
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from localgrad import train_config
+from localgrad import train_config, train_lib
+from localgrad.callbacks import EpochCheckpoint
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
@@ -83,3 +88,55 @@ def test_the_binary_trains_asynchronously(tmp_path):
     assert "block_1_skips" in last and "buffer_2_available" in last
     assert metrics["config"]["slowdown"] == "1:1.11"
     assert "GreedySchedule (async): epochs per block" in run.stdout
+    tags = set()
+    for path in glob.glob(str(workdir / "tensorboard" / "train" / "*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"epoch_block_2_epochs", "epoch_block_1_skips"} <= tags, tags
+    assert "epoch_buffer_1_filled" in tags
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    """Stands for a kill after the first checkpoint was written."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise _Interrupt()
+
+
+def test_an_interrupted_async_run_resumes_its_order(tmp_path):
+    config = train_config.default_config()
+    config.update(
+        dataset="digits",
+        model="mlp",
+        width=0.125,
+        num_blocks=3,
+        heads="linear",
+        batch_size=128,
+        epochs=2,
+        schedule="async",
+        buffer_size=3,
+        lr_schedule="step",
+        lr_decay_epochs=(1,),
+    )
+    workdir = str(tmp_path / "run")
+    with pytest.raises(_Interrupt):
+        train_lib.train_and_evaluate(
+            config, workdir, callbacks=[_InterruptAfterFirstEpoch()]
+        )
+    checkpoints = EpochCheckpoint(os.path.join(workdir, "checkpoints"))
+    (saved,) = checkpoints.checkpoints()
+    with np.load(saved) as stored:
+        meta = json.loads(str(stored["meta"]))
+    order = json.loads(meta["schedule_state"])["order"]
+    assert order["ticks"] > 0
+
+    metrics = train_lib.train_and_evaluate(config, workdir)
+    history = metrics["history"]
+    assert history[0]["epoch"] == 0 and history[-1]["epoch"] >= 1
+    for block in range(3):  # every block's own 2 epochs, across the kill
+        assert history[-1][f"block_{block}_epochs"] == pytest.approx(2.0)
+    assert metrics["test_accuracy"] > 0.3

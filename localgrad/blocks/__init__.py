@@ -2,8 +2,9 @@
 
 A `GreedyModel` is K `Block`s; each learns from its `Objective` with its
 own optimizer on its own device and hands a `HandOver` to the next; an
-`Executor` runs the blocks for a training step (`SynchronousExecutor` or
-`PipelinedExecutor`).
+`Executor` runs the blocks for a training step (`SynchronousExecutor`,
+`PipelinedExecutor`, or for asynchronous DGL `AsyncExecutor` (simulated)
+and `ThreadedExecutor` (one thread per block)).
 
 Example:
 
@@ -17,9 +18,12 @@ block.units, block.head, block.device  # the last block ends in the classifier
 from localgrad.blocks.block import Block, build_blocks, run_chain
 from localgrad.blocks.executors import (
     EXECUTORS,
+    AsyncExecutor,
+    AsyncSettings,
     Executor,
     PipelinedExecutor,
     SynchronousExecutor,
+    ThreadedExecutor,
 )
 from localgrad.blocks.hand_over import HandOver
 from localgrad.blocks.objective import HeadObjective, LocalLoss, Objective
@@ -27,6 +31,8 @@ from localgrad.blocks.trackers import BlockTrackers
 
 __all__ = [
     "EXECUTORS",
+    "AsyncExecutor",
+    "AsyncSettings",
     "Block",
     "BlockTrackers",
     "Executor",
@@ -36,6 +42,7 @@ __all__ = [
     "Objective",
     "PipelinedExecutor",
     "SynchronousExecutor",
+    "ThreadedExecutor",
     "build_blocks",
     "run_chain",
 ]
