@@ -52,7 +52,9 @@ class GreedyModel(keras.Model):
     The blocks are `model.blocks` (`localgrad.blocks.Block`: units, head,
     device, and after `compile` objective, optimizer and trackers); an
     executor runs them for a step (`execution`: synchronous by default,
-    pipelined with `GreedySchedule("pipelined")`).
+    pipelined with `GreedySchedule("pipelined")`, asynchronous through
+    replay buffers with `GreedySchedule("async")`: simulated, or one
+    thread per block when the blocks are on several devices).
 
     Logs: `block_k_loss` and one `block_k_<metric>` per compiled metric for
     every block that ran (the last block's are the network's own, also
