@@ -12,7 +12,7 @@ from localgrad.asynchrony.sampling import SAMPLINGS, check_sampling
 from localgrad.asynchrony.slowdown import parse_slowdown, validate_slowdown
 
 METHODS = ("backprop", "dgl", "predsim")
-SCHEDULES = ("parallel", "sequential", "multilap", "async")
+SCHEDULES = ("parallel", "sequential", "multilap", "pipelined", "async")
 # The asynchronous fields and their defaults (schedule="async" only).
 ASYNC_DEFAULTS = {
     "buffer_size": 30,
@@ -63,12 +63,17 @@ def default_config() -> config_dict.ConfigDict:
     config.head_width = 1.0
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
-    # Which blocks train when: parallel, sequential, multilap or async, with
-    # `laps` and block k's share e1 + k * e2 of the run.
+    # Which blocks train when: parallel, sequential or multilap, with
+    # `laps` and block k's share e1 + k * e2 of the run; pipelined (every
+    # block at every step, all at once, each on its device); or async.
     config.schedule = "parallel"
     config.laps = 1
     config.e1 = 1.0
     config.e2 = 0.0
+    # Where the blocks live: device names (block k on devices[k]; fewer
+    # devices than blocks: consecutive blocks share one). Empty: default.
+    # On the command line: "--config.devices=('/gpu:0','/gpu:1')".
+    config.devices = ()
     # schedule="async" (asynchronous DGL): replay buffers of `buffer_size`
     # batches read by `sampling` (priority_lifo, fifo or uniform), a batch
     # dropped after `max_reuse` reads (None: never), and slowed blocks as
@@ -277,6 +282,7 @@ def check_config(config: config_dict.ConfigDict) -> None:
             "lr_decay_epochs is for lr_schedule='step'; got "
             f"lr_schedule={config.lr_schedule!r}."
         )
+    _check_devices(config.devices)
     _check_method(config)
     _check_async(config)
 
@@ -306,6 +312,18 @@ def _check_async(config):
             "one. Use method='dgl' or 'predsim'."
         )
     validate_slowdown(parse_slowdown(config.slowdown), config.num_blocks)
+
+
+def _check_devices(devices):
+    if isinstance(devices, str) or not all(
+        isinstance(name, str) and name.startswith("/") for name in devices
+    ):
+        raise ValueError(
+            f"devices={devices!r} must be a list of device names such as "
+            "('/gpu:0', '/gpu:1') or ('/job:worker/replica:0/task:1/device:"
+            "CPU:0',); on the command line: "
+            "\"--config.devices=('/cpu:0','/cpu:1')\"."
+        )
 
 
 def _check_method(config):

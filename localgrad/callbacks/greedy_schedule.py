@@ -7,7 +7,7 @@ import keras
 from localgrad.blocks.executors.asynchronous import AsyncSettings
 from localgrad.callbacks.async_run import AsyncRun
 
-MODES = ("parallel", "sequential", "multilap", "async")
+MODES = ("parallel", "sequential", "multilap", "pipelined", "async")
 
 
 class GreedySchedule(keras.callbacks.Callback):
@@ -22,6 +22,13 @@ class GreedySchedule(keras.callbacks.Callback):
       block k exactly that many epochs.
     - `"multilap"`: the sequential schedule repeated `laps` times, each lap
       with `1 / laps` of the budget: the same compute as sequential.
+    - `"pipelined"`: every block trains at every step, all blocks at once,
+      block k on what block k - 1 produced at the step before (the model's
+      `execution = "pipelined"`; each block on its device when the model
+      was given `devices=`). The pipeline fills at the start of every
+      epoch and is drained at its end, so every block trains on every
+      batch exactly once per epoch. Cannot be combined with a sequential
+      or multi-lap schedule.
     - `"async"`: asynchronous DGL (Belilovsky et al., ICML 2020, §4). Block
       k > 0 reads from a replay buffer of `buffer_size` batches that block
       k - 1 fills; each block steps at its own pace. Simulated by default
@@ -56,7 +63,8 @@ class GreedySchedule(keras.callbacks.Callback):
     ```
 
     Args:
-        mode: `"parallel"`, `"sequential"`, `"multilap"` or `"async"`.
+        mode: `"parallel"`, `"sequential"`, `"multilap"`, `"pipelined"`
+            or `"async"`.
         laps: The number of laps (`"multilap"` only).
         epochs_per_block: e1, the share of block 0.
         extra_epochs_per_depth: e2, added to the share of each deeper block.
@@ -173,8 +181,10 @@ class GreedySchedule(keras.callbacks.Callback):
         if self.mode == "async":
             self.async_run.begin(self.model, self.params)
             return
-        if self.mode == "parallel":
+        if self.mode in ("parallel", "pipelined"):
             self.model.trained_blocks = None
+            if self.mode == "pipelined":
+                self.model.execution = "pipelined"
             return
         steps = self.params.get("steps")
         self._steps_per_epoch = steps or 1
@@ -205,13 +215,13 @@ class GreedySchedule(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        if self.mode in ("parallel", "async"):
+        if self.mode in ("parallel", "pipelined", "async"):
             return
         if not self.params.get("steps"):
             self._select(epoch)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.mode in ("parallel", "async"):
+        if self.mode in ("parallel", "pipelined", "async"):
             return
         if self.params.get("steps"):
             self._select(self._epoch * self._steps_per_epoch + batch)
@@ -219,12 +229,21 @@ class GreedySchedule(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.mode == "async":
             self.async_run.batch_end()
+        # The epoch's last batch: drain the pipeline before Keras reads the
+        # epoch's metrics and validates.
+        steps = self.params.get("steps")
+        if self.mode == "pipelined" and steps and batch + 1 >= steps:
+            self.model.finish_epoch()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.mode == "pipelined":
+            self.model.finish_epoch()
         if self.mode == "async" and logs is not None:
             self.async_run.epoch_logs(logs)
 
     def on_train_end(self, logs=None):
+        if self.mode == "pipelined":
+            self.model.execution = "synchronous"  # Drains what is left.
         if self.mode == "async":
             self.async_run.end()
         self.model.trained_blocks = None
