@@ -6,7 +6,8 @@ block 0 (the data `fit` is given feeds block 0 only); an epoch is
 epochs are its optimizer's iterations (its own trained steps) divided by
 `steps_per_epoch`, so its learning-rate schedule follows its own progress.
 Each block trains `block_epochs` of its own epochs (default: `fit`'s
-`epochs`), then runs forward only to feed the blocks after it; `fit`
+`epochs`; counted from its optimizer's iterations, so a resumed run or a
+second `fit` continues the count), then runs forward only to feed the blocks after it; `fit`
 stops (`model.stop_training`) as soon as every block has trained its
 epochs. A block slowed by s gets about 1 / s steps per fresh batch, so
 for every block to finish, `fit` for `schedule.total_epochs(K)` epochs
