@@ -7,12 +7,14 @@ epochs are its optimizer's iterations (its own trained steps) divided by
 `steps_per_epoch`, so its learning-rate schedule follows its own progress.
 Each block trains `block_epochs` of its own epochs (default: `fit`'s
 `epochs`; counted from its optimizer's iterations, so a resumed run or a
-second `fit` continues the count), then runs forward only to feed the blocks after it; `fit`
-stops (`model.stop_training`) as soon as every block has trained its
-epochs. A block slowed by s gets about 1 / s steps per fresh batch, so
-for every block to finish, `fit` for `schedule.total_epochs(K)` epochs
-(more than `block_epochs`); a block still short when `fit` ends is named
-in a warning.
+second `fit` continues the count), then runs forward only to feed the
+blocks after it; `fit` stops (`model.stop_training`) as soon as every
+block has trained its epochs. A block slowed by s gets about 1 / s steps
+per fresh batch, so for every block to finish, `fit` for
+`schedule.total_epochs(K)` epochs (more than `block_epochs`). When the
+fresh batches end, blocks use up their buffers (unread batches; a block
+a few steps short makes them up on eligible ones); a block still short,
+or one that made up over an epoch, is named in a warning.
 """
 
 import json
