@@ -15,6 +15,7 @@ model.fit(x, y, epochs=3,
 """
 
 from localgrad import (
+    asynchrony,
     boundaries,
     callbacks,
     data,
@@ -27,6 +28,7 @@ from localgrad import (
     transport_term,
 )
 from localgrad.block_transport import BlockTransport
+from localgrad.asynchrony import AsyncOrder, ReplayBuffer
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 from localgrad.profile import UnitProfile, format_profile, profile

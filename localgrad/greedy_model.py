@@ -11,7 +11,7 @@ from localgrad import boundaries as boundaries_lib
 from localgrad.blocks import placement
 from localgrad.blocks.auxiliary_heads import HeadSpec, build_heads
 from localgrad.blocks.block import build_blocks, run_chain
-from localgrad.blocks.executors import EXECUTORS
+from localgrad.blocks.executors import EXECUTORS, Executor
 from localgrad.blocks.hand_over import HandOver
 from localgrad.blocks.objective import HeadObjective
 from localgrad.blocks.trackers import BlockTrackers
@@ -62,7 +62,9 @@ class GreedyModel(keras.Model):
     The blocks are `model.blocks` (`localgrad.blocks.Block`: units, head,
     device, and after `compile` objective, optimizer and trackers); an
     executor runs them for a step (`execution`: synchronous by default,
-    pipelined with `GreedySchedule("pipelined")`).
+    pipelined with `GreedySchedule("pipelined")`, asynchronous through
+    replay buffers with `GreedySchedule("async")`: simulated, or one
+    thread per block when the blocks are on several devices).
 
     Logs: `block_k_loss` and one `block_k_<metric>` per compiled metric for
     every block that ran (the last block's are the network's own, also
@@ -236,13 +238,20 @@ class GreedyModel(keras.Model):
         path). `"pipelined"`: all blocks at every step, block k on what
         block k - 1 produced at the step before, each on its device; set
         by `GreedySchedule("pipelined")`, which also drains the pipeline at
-        the end of every epoch (`finish_epoch`). Setting it finishes what
-        is in flight first.
+        the end of every epoch (`finish_epoch`). `"async"`: asynchronous
+        DGL, blocks at their own pace through replay buffers; set by
+        `GreedySchedule("async")`, which gives an `AsyncExecutor` (or a
+        `ThreadedExecutor`) with its settings: the setter also takes an
+        `Executor` built on `model.blocks`. Setting it finishes what is in
+        flight first.
         """
         return self._execution
 
     @execution.setter
-    def execution(self, name: str):
+    def execution(self, name):
+        executor = None
+        if isinstance(name, Executor):
+            executor, name = name, name.name
         if name not in EXECUTORS:
             raise ValueError(
                 f"Unknown execution {name!r}; use one of {sorted(EXECUTORS)}."
@@ -266,6 +275,8 @@ class GreedyModel(keras.Model):
             )
         self.finish_epoch()
         self._execution = name
+        if executor is not None:
+            self._executors[name] = executor
 
     @property
     def in_flight(self) -> bool:

@@ -15,9 +15,18 @@ from localgrad.search.published import (
     PUBLISHED_HEAD_WIDTH,
     published_decoupling_path,
 )
+from localgrad.asynchrony.sampling import SAMPLINGS, check_sampling
+from localgrad.asynchrony.slowdown import parse_slowdown, validate_slowdown
 
 METHODS = ("backprop", "dgl", "predsim")
-SCHEDULES = ("parallel", "sequential", "multilap", "pipelined")
+SCHEDULES = ("parallel", "sequential", "multilap", "pipelined", "async")
+# The asynchronous fields and their defaults (schedule="async" only).
+ASYNC_DEFAULTS = {
+    "buffer_size": 30,
+    "sampling": "priority_lifo",
+    "max_reuse": None,
+    "slowdown": "",
+}
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "step")
 BALANCES = ("memory", "compute")
@@ -63,11 +72,12 @@ def default_config() -> config_dict.ConfigDict:
     config.head_width = config_dict.placeholder(float)
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
-    # Which blocks train when: parallel, sequential or multilap; or
-    # pipelined (every block at every step, all at once, each on its
-    # device). The sequential schedules train block k for e1 + k * e2
-    # epochs (over `laps` laps for multilap), so `epochs` must be their sum
-    # over the K blocks (Karkar et al.: e1 = 50, e2 = 10).
+    # Which blocks train when: parallel, sequential or multilap; pipelined
+    # (every block at every step, all at once, each on its device); or
+    # async (asynchronous DGL through replay buffers). The sequential
+    # schedules train block k for e1 + k * e2 epochs (over `laps` laps for
+    # multilap), so `epochs` must be their sum over the K blocks (Karkar et
+    # al.: e1 = 50, e2 = 10).
     config.schedule = "parallel"
     config.laps = 1
     config.e1 = 1.0
@@ -86,6 +96,15 @@ def default_config() -> config_dict.ConfigDict:
     # devices than blocks: consecutive blocks share one). Empty: default.
     # On the command line: "--config.devices=('/gpu:0','/gpu:1')".
     config.devices = ()
+    # schedule="async" (asynchronous DGL): replay buffers of `buffer_size`
+    # batches read by `sampling` (priority_lifo, fifo or uniform), a batch
+    # dropped after `max_reuse` reads (None: never), and slowed blocks as
+    # "block:factor,..." (e.g. "3:1.11"). `epochs` is then every block's
+    # own epochs; fit runs until all have trained them.
+    config.buffer_size = ASYNC_DEFAULTS["buffer_size"]
+    config.sampling = ASYNC_DEFAULTS["sampling"]
+    config.max_reuse = config_dict.placeholder(int)
+    config.slowdown = ASYNC_DEFAULTS["slowdown"]
     # Optimization; each block gets its own copy of the optimizer.
     config.optimizer = "sgd"
     config.learning_rate = 0.1
@@ -317,6 +336,7 @@ def check_config(config: config_dict.ConfigDict) -> None:
     _check_method(config)
     _check_schedule(config)
     _check_transport(config)
+    _check_async(config)
 
 
 def schedule_epochs(num_blocks: int, e1: float, e2: float) -> float:
@@ -343,7 +363,7 @@ def _check_schedule(config):
             "e1 (epochs of block 0) must be > 0 and e2 (epochs each deeper "
             f"block adds) >= 0; got e1={config.e1}, e2={config.e2}."
         )
-    if config.schedule in ("parallel", "pipelined"):
+    if config.schedule in ("parallel", "pipelined", "async"):
         return
     epochs = schedule_epochs(config.num_blocks, config.e1, config.e2)
     if abs(epochs - round(epochs)) > 1e-9:
@@ -391,6 +411,33 @@ def _check_transport(config):
         raise ValueError(f"uzawa_step must be a number > 0; got {step}.")
     if config.uzawa_every is not None:
         _check_positive_int("uzawa_every", config.uzawa_every)
+
+
+def _check_async(config):
+    given = {name: config[name] for name in ASYNC_DEFAULTS}
+    if config.schedule != "async":
+        changed = sorted(
+            name
+            for name, value in given.items()
+            if value != ASYNC_DEFAULTS[name]
+        )
+        if changed:
+            raise ValueError(
+                f"{changed} are for schedule='async' (got schedule="
+                f"{config.schedule!r}); set --config.schedule=async or drop "
+                "them."
+            )
+        return
+    _check_positive_int("buffer_size", config.buffer_size)
+    if config.sampling not in SAMPLINGS:
+        _check_choice("sampling", config.sampling, SAMPLINGS)
+    check_sampling(config.sampling, config.max_reuse)
+    if config.method == "backprop":
+        raise ValueError(
+            "schedule='async' needs several blocks; method='backprop' has "
+            "one. Use method='dgl' or 'predsim'."
+        )
+    validate_slowdown(parse_slowdown(config.slowdown), config.num_blocks)
 
 
 def _check_devices(devices):

@@ -37,6 +37,7 @@ from ml_collections import config_dict
 
 from localgrad import data as data_lib
 from localgrad import models, plots, train_setup
+from localgrad.asynchrony.slowdown import parse_slowdown
 from localgrad.callbacks import GreedySchedule, PreciseBatchNorm
 from localgrad.callbacks.block_summaries import BlockSummaries
 from localgrad.callbacks.checkpoint import EpochCheckpoint
@@ -97,12 +98,7 @@ def train_and_evaluate(
     """
     started = time.time()
     check_config(config)
-    schedule = GreedySchedule(
-        config.schedule,
-        laps=config.laps,
-        epochs_per_block=config.e1,
-        extra_epochs_per_depth=config.e2,
-    )
+    schedule = _schedule(config)
     os.makedirs(workdir, exist_ok=True)
     _write_config(config, workdir)
     # Seeds first: tf.data derives its shuffling seeds from the global one.
@@ -133,7 +129,7 @@ def train_and_evaluate(
             ]
         model.fit(
             train,
-            epochs=config.epochs,
+            epochs=_fit_epochs(config, schedule, model.num_blocks),
             initial_epoch=initial_epoch,
             steps_per_epoch=data.steps_per_epoch,
             validation_data=data.validation,
@@ -169,6 +165,33 @@ def train_and_evaluate(
         ),
     )
     return metrics
+
+
+def _schedule(config):
+    """The config's GreedySchedule; `epochs` are each block's own if async."""
+    if config.schedule == "async":
+        return GreedySchedule(
+            "async",
+            buffer_size=config.buffer_size,
+            sampling=config.sampling,
+            max_reuse=config.max_reuse,
+            slowdown=parse_slowdown(config.slowdown),
+            seed=config.seed,
+            block_epochs=config.epochs,
+        )
+    return GreedySchedule(
+        config.schedule,
+        laps=config.laps,
+        epochs_per_block=config.e1,
+        extra_epochs_per_depth=config.e2,
+    )
+
+
+def _fit_epochs(config, schedule, num_blocks):
+    """`epochs`, or under async enough for every block to train them."""
+    if config.schedule == "async":
+        return schedule.total_epochs(num_blocks)
+    return config.epochs
 
 
 # The fields a resumed run may change: more epochs continue a run.

@@ -248,9 +248,10 @@ def block_train_steps(
 ) -> list[int]:
     """How many steps each block trains in a run.
 
-    Every step for the parallel and pipelined schedules; the steps of the
-    block's phases for the sequential and multi-lap ones (e1 + k·e2 epochs
-    for block k, as `GreedySchedule.plan` lays them out). A per-block
+    Every step for the parallel, pipelined and asynchronous schedules (an
+    async block trains `epochs` of its own); the steps of the block's
+    phases for the sequential and multi-lap ones (e1 + k·e2 epochs for
+    block k, as `GreedySchedule.plan` lays them out). A per-block
     learning-rate schedule over these many steps spans exactly the block's
     own phases.
 

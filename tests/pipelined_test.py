@@ -203,7 +203,7 @@ def test_pipelining_with_a_sequential_schedule_is_refused(mode):
     with pytest.raises(ValueError, match="Drop the sequential"):
         model.execution = "pipelined"
     with pytest.raises(ValueError, match="Unknown execution"):
-        model.execution = "async"
+        model.execution = "zigzag"
 
 
 def _state(model):

@@ -20,7 +20,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
     statistics), the variables of `model.optimizer` (its iteration count
     is the global step) and of every block optimizer of a `GreedyModel`
     (slots and iteration counts), the number of finished epochs and the
-    per-epoch history. `restore` puts all of it back and returns the epoch
+    per-epoch history, and the schedule's own state when it keeps one in
+    `model.schedule_state` (a JSON string: the block order of
+    `GreedySchedule("async")`; put the schedule before this callback).
+    `restore` puts all of it back and returns the epoch
     to pass to `fit(initial_epoch=...)`.
 
     Each checkpoint is one `epoch-NNNN.npz` file, written to a temporary
@@ -104,6 +107,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 for i, variable in enumerate(variables):
                     variable.assign(arrays[f"{group}/{i}"])
             self.history = list(meta["history"])
+            if meta.get("schedule_state") is not None:
+                model.schedule_state = meta["schedule_state"]
             if self.damaged:
                 logging.warning("Resuming from the intact checkpoint %s.", path)
             return int(meta["epochs_done"])
@@ -126,7 +131,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for group, variables in _variable_groups(self.model).items():
             for i, variable in enumerate(variables):
                 arrays[f"{group}/{i}"] = variable.numpy()
-        meta = {"epochs_done": int(epochs_done), "history": self.history}
+        meta = {
+            "epochs_done": int(epochs_done),
+            "history": self.history,
+            "schedule_state": getattr(self.model, "schedule_state", None),
+        }
         path = os.path.join(self.directory, f"epoch-{epochs_done:04d}.npz")
         checkpoint_files.write_arrays(path, arrays, meta)
         for old in self.checkpoints()[: -self.max_to_keep]:

@@ -4,9 +4,13 @@ import math
 
 import keras
 
-MODES = ("parallel", "sequential", "multilap", "pipelined")
-# The schedules that train every block at every step, for any length.
-EVERY_STEP = ("parallel", "pipelined")
+from localgrad.blocks.executors.asynchronous import AsyncSettings
+from localgrad.callbacks.async_run import AsyncRun
+
+MODES = ("parallel", "sequential", "multilap", "pipelined", "async")
+# The schedules without phases: every block trains throughout the run,
+# which may have any length.
+EVERY_STEP = ("parallel", "pipelined", "async")
 
 
 class GreedySchedule(keras.callbacks.Callback):
@@ -30,6 +34,21 @@ class GreedySchedule(keras.callbacks.Callback):
       epoch and is drained at its end, so every block trains on every
       batch exactly once per epoch. Cannot be combined with a sequential
       or multi-lap schedule.
+    - `"async"`: asynchronous DGL (Belilovsky et al., ICML 2020, §4). Block
+      k > 0 reads from a replay buffer of `buffer_size` batches that block
+      k - 1 fills; each block steps at its own pace. Simulated by default
+      (a random block order, warm-up 0, 0, 1, 1, ..., slowed blocks drawn
+      with weight 1 / slowdown, deterministic for `seed`); for real, one
+      thread per block, when the model's blocks are on several devices
+      (`GreedyModel(devices=...)`). A Keras step is one fresh batch, taken
+      by block 0; every block counts its own epochs (`block_k_epochs` in
+      the logs) and trains `block_epochs` of them (default: `fit`'s
+      epochs), its learning-rate schedule following its own steps; `fit`
+      stops when all have. Fit for `total_epochs(K)` epochs so that slowed
+      blocks finish. Logs also hold skips, reuse and buffer occupancy
+      (see `localgrad.callbacks.async_run`). The buffers are not saved in
+      checkpoints: a resumed run starts with empty buffers and a new
+      warm-up; the block order resumes (`EpochCheckpoint`).
 
     e1 and e2 are epochs, so a sequential or multi-lap run has a fixed
     length, `total_epochs(K)` = Σ_k (e1 + k·e2): `fit` with exactly that
@@ -50,19 +69,46 @@ class GreedySchedule(keras.callbacks.Callback):
         "multilap", laps=2, epochs_per_block=2, extra_epochs_per_depth=1)
     schedule.total_epochs(3)  # 2 + 3 + 4 = 9
     model.fit(x, y, epochs=schedule.total_epochs(3), callbacks=[schedule])
+
+    schedule = localgrad.callbacks.GreedySchedule(
+        "async", buffer_size=30, sampling="priority_lifo", max_reuse=None,
+        slowdown={3: 1 / 0.9}, block_epochs=50)   # block 3 1.11x slower
+    model.fit(x, y, epochs=schedule.total_epochs(model.num_blocks),
+              callbacks=[schedule])
     ```
 
     Args:
-        mode: `"parallel"`, `"sequential"`, `"multilap"` or `"pipelined"`.
+        mode: `"parallel"`, `"sequential"`, `"multilap"`, `"pipelined"`
+            or `"async"`.
         laps: The number of laps (`"multilap"` only).
         epochs_per_block: e1, the epochs of block 0.
         extra_epochs_per_depth: e2, the epochs each deeper block adds.
         verbose: Print a line when the trained block changes.
+        buffer_size: `"async"`: M, the batches each replay buffer holds.
+        sampling: `"async"`: the buffers' policy, `"priority_lifo"`,
+            `"fifo"` or `"uniform"` (see `localgrad.ReplayBuffer`).
+        max_reuse: `"async"`: reads of a batch before it is dropped (None:
+            no limit); a block with nothing left skips its turn.
+        slowdown: `"async"`: `{block: factor}`, block k runs `factor`
+            times slower (e.g. `{3: 1 / 0.9}`).
+        seed: `"async"`: the seed of the block order and of the buffers.
+        block_epochs: `"async"`: the epochs each block trains (None:
+            `fit`'s epochs).
+        simulated: `"async"`: True to simulate the order, False for one
+            thread per block; None: threads when the blocks are on several
+            devices.
+        warmup_repeats: `"async"`: ticks per block in the warm-up order.
+        draw: `"async"`: `"random"`, or `"round_robin"` (with
+            `buffer_size=1` and `warmup_repeats=0`, the parallel schedule).
 
     Raises:
-        ValueError: for an unknown mode, bad laps or epochs; at the start of
-            `fit`, for a run whose epochs are not `total_epochs(K)` or with
-            a phase too short to get a step.
+        ValueError: for an unknown mode, bad laps or epochs, asynchronous
+            arguments with another mode, buffer_size < 1, an unknown
+            sampling, a bad max_reuse, or a slowdown <= 0 or of a block
+            that does not exist (checked against the model in `fit`); at
+            the start of `fit`, for a sequential or multi-lap run whose
+            epochs are not `total_epochs(K)` or with a phase too short to
+            get a step.
     """
 
     def __init__(
@@ -72,10 +118,46 @@ class GreedySchedule(keras.callbacks.Callback):
         epochs_per_block: float = 1.0,
         extra_epochs_per_depth: float = 0.0,
         verbose: int = 1,
+        buffer_size: int = 30,
+        sampling: str = "priority_lifo",
+        max_reuse: int | None = None,
+        slowdown: dict | None = None,
+        seed: int = 0,
+        block_epochs: float | None = None,
+        simulated: bool | None = None,
+        warmup_repeats: int = 2,
+        draw: str = "random",
     ):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"Unknown schedule {mode!r}; use one of {MODES}.")
+        settings = AsyncSettings(
+            buffer_size,
+            sampling,
+            max_reuse,
+            dict(slowdown or {}),
+            seed,
+            warmup_repeats,
+            draw,
+        )
+        self.async_run = None
+        if mode == "async":
+            if block_epochs is not None and not block_epochs > 0:
+                raise ValueError(
+                    f"block_epochs must be > 0; got {block_epochs}."
+                )
+            self.async_run = AsyncRun(
+                settings.check(), block_epochs, simulated, verbose
+            )
+        elif settings != AsyncSettings() or (block_epochs, simulated) != (
+            None,
+            None,
+        ):
+            raise ValueError(
+                "buffer_size, sampling, max_reuse, slowdown, seed, "
+                "block_epochs, simulated, warmup_repeats and draw are for "
+                f"mode='async' (got mode={mode!r})."
+            )
         if mode != "multilap" and laps != 1:
             raise ValueError(
                 f"laps={laps} is only for mode='multilap' (got {mode!r})."
@@ -107,11 +189,18 @@ class GreedySchedule(keras.callbacks.Callback):
     def total_epochs(self, num_blocks: int) -> int:
         """The epochs `fit` must run: Σ_k (e1 + k·e2), laps included.
 
+        For `"async"`: the `fit` epochs after which every block has most
+        likely trained its `block_epochs` (the slowest block gets
+        `p_k / p_0` steps per fresh batch), with a 5 % margin; `fit` stops
+        earlier once they all have.
+
         Raises:
             ValueError: for the parallel and pipelined schedules (any
-                length suits them), or if the sum is not a whole number of
-                epochs.
+                length suits them), for `"async"` without `block_epochs`,
+                or if the sum is not a whole number of epochs.
         """
+        if self.mode == "async":
+            return self._async_fit_epochs(num_blocks)
         if self.mode in EVERY_STEP:
             raise ValueError(
                 f"The {self.mode} schedule trains every block at every "
@@ -183,6 +272,9 @@ class GreedySchedule(keras.callbacks.Callback):
         return phases
 
     def on_train_begin(self, logs=None):
+        if self.mode == "async":
+            self.async_run.begin(self.model, self.params)
+            return
         if self.mode in EVERY_STEP:
             self.model.trained_blocks = None
             if self.mode == "pipelined":
@@ -218,6 +310,8 @@ class GreedySchedule(keras.callbacks.Callback):
             self._select(self._epoch * self._steps_per_epoch + batch)
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.mode == "async":
+            self.async_run.batch_end()
         # The epoch's last batch: drain the pipeline before Keras reads the
         # epoch's metrics and validates.
         steps = self.params.get("steps")
@@ -227,10 +321,14 @@ class GreedySchedule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.mode == "pipelined":
             self.model.finish_epoch()
+        if self.mode == "async" and logs is not None:
+            self.async_run.epoch_logs(logs)
 
     def on_train_end(self, logs=None):
         if self.mode == "pipelined":
             self.model.execution = "synchronous"  # Drains what is left.
+        if self.mode == "async":
+            self.async_run.end()
         self.model.trained_blocks = None
 
     def _phase_ends(self, num_blocks):
@@ -259,3 +357,15 @@ class GreedySchedule(keras.callbacks.Callback):
                 f"GreedySchedule ({self.mode}{lap_text}): training block "
                 f"{block} of {self.model.num_blocks}, {unit}s {first}-{end - 1}"
             )
+
+    def _async_fit_epochs(self, num_blocks):
+        run = self.async_run
+        if run.block_epochs is None:
+            raise ValueError(
+                "total_epochs of an 'async' schedule needs block_epochs "
+                "(the epochs each block trains)."
+            )
+        settings = run.settings.check(num_blocks)
+        speeds = [1 / settings.slowdown.get(k, 1.0) for k in range(num_blocks)]
+        steps_per_fresh_batch = min(speed / speeds[0] for speed in speeds)
+        return math.ceil(run.block_epochs / steps_per_fresh_batch * 1.05)
