@@ -18,6 +18,7 @@ from localgrad import (
     boundaries,
     callbacks,
     data,
+    distribute,
     ensemble,
     export,
     heads,

@@ -1,0 +1,114 @@
+"""A worker task: the TensorFlow server that runs blocks for the chief.
+
+`bin/worker.py` is the command line around `serve`.
+"""
+
+import os
+import signal
+import threading
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from localgrad.distribute.addresses import JOB_NAME, parse_cluster
+
+
+def start_worker(
+    cluster: str | Sequence[str], task: int, threads: int | None = None
+) -> tf.distribute.Server:
+    """Starts the `tf.distribute.Server` of worker task `task`.
+
+    The server listens on the port of the task's address, on every
+    interface of this machine, and serves until the process ends.
+
+    Example:
+
+    ```python
+    server = start_worker("host0:2222,host1:2222", task=1)
+    print(server.target)  # "grpc://host1:2222"
+    ```
+
+    Args:
+        cluster: Every worker's `host:port`, in task order, the same on all
+            machines and on the chief.
+        task: This worker's index in `cluster`.
+        threads: Threads for the operations this worker runs, both within
+            one operation and across operations (`None`: TensorFlow's
+            default, about one per core). One thread and a pinned core
+            (`taskset -c k`) make a worker one core.
+
+    Returns:
+        The started server.
+
+    Raises:
+        ValueError: if the cluster is malformed, `task` is not one of its
+            tasks, or `threads` is not a positive integer.
+    """
+    addresses = parse_cluster(cluster)
+    if isinstance(task, bool) or not isinstance(task, int):
+        raise ValueError(f"task={task!r} must be an integer task index.")
+    if not 0 <= task < len(addresses):
+        raise ValueError(
+            f"task={task} is not a task of a cluster of {len(addresses)} "
+            f"workers: use --task=0..{len(addresses) - 1}, the index of this "
+            "machine's address in --cluster."
+        )
+    config = tf.compat.v1.ConfigProto()
+    if threads is not None:
+        if isinstance(threads, bool) or not (
+            isinstance(threads, int) and threads > 0
+        ):
+            raise ValueError(
+                f"threads={threads!r} must be a positive integer, or None "
+                "for TensorFlow's default."
+            )
+        config.intra_op_parallelism_threads = threads
+        config.inter_op_parallelism_threads = threads
+    return tf.distribute.Server(
+        tf.train.ClusterSpec({JOB_NAME: addresses}),
+        job_name=JOB_NAME,
+        task_index=task,
+        protocol="grpc",
+        config=config,
+        start=True,
+    )
+
+
+def serve(
+    cluster: str | Sequence[str], task: int, threads: int | None = None
+) -> None:
+    """Runs worker task `task` until SIGTERM or SIGINT, then exits with 0.
+
+    Prints one line with the address it listens on once the server is up
+    (what `LocalCluster` and scripts wait for), and one when it stops.
+
+    Example:
+
+    ```python
+    serve("127.0.0.1:2222,127.0.0.1:2223", task=0, threads=1)
+    ```
+
+    Args:
+        cluster: Every worker's `host:port`, in task order.
+        task: This worker's index in `cluster`.
+        threads: As in `start_worker`.
+
+    Raises:
+        ValueError: as `start_worker`.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server = start_worker(cluster, task, threads)
+    addresses = parse_cluster(cluster)
+    print(
+        f"Worker task {task} of {len(addresses)} listening on "
+        f"{addresses[task]} ({server.target}); pid {os.getpid()}.",
+        flush=True,
+    )
+    while not stop.wait(0.5):  # Wakes up for the signal handler to run.
+        pass
+    print(f"Worker task {task} stopping.", flush=True)
+    # A TensorFlow server cannot be stopped, and waiting for its threads at
+    # exit can block: leave at once.
+    os._exit(0)
