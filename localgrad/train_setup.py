@@ -25,6 +25,7 @@ def build_greedy_model(
     head_width: float = 1.0,
     balance: str | None = None,
     decoupling: str | None = None,
+    devices: Sequence[str] = (),
 ) -> GreedyModel:
     """The GreedyModel of a method: backprop, DGL or PredSim.
 
@@ -47,6 +48,7 @@ def build_greedy_model(
         balance: None, `"memory"` or `"compute"`.
         decoupling: A SEDONA `decoupling.json`: its K-block boundaries and
             heads are used.
+        devices: Device names to place the blocks on (empty: default).
 
     Returns:
         The (uncompiled) `GreedyModel`.
@@ -54,15 +56,20 @@ def build_greedy_model(
     Raises:
         ValueError: for an unknown method, or what `GreedyModel` rejects.
     """
+    devices = list(devices) or None
     if method == "backprop":
-        return GreedyModel(network, num_blocks=1)
+        return GreedyModel(network, num_blocks=1, devices=devices)
     if method not in METHOD_HEADS:
         raise ValueError(
             f"Unknown method {method!r}; use backprop, dgl or predsim."
         )
     if decoupling is not None:
         return GreedyModel.from_decoupling(
-            network, decoupling, num_blocks, head_width=head_width
+            network,
+            decoupling,
+            num_blocks,
+            head_width=head_width,
+            devices=devices,
         )
     return GreedyModel(
         network,
@@ -71,6 +78,7 @@ def build_greedy_model(
         heads=heads or METHOD_HEADS[method],
         head_width=head_width,
         balance=balance,
+        devices=devices,
     )
 
 

@@ -245,3 +245,31 @@ def test_a_pipelined_model_round_trips_exactly(tmp_path):
     for restored in (loaded, placed):
         for a, b in zip(_state(model), _state(restored)):
             np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_pipelining_under_a_mirrored_strategy_is_refused():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = _model()
+    with pytest.raises(ValueError, match="MirroredStrategy synchronously"):
+        model.execution = "pipelined"
+
+
+def test_pipelined_with_xla_on_devices_equals_synchronous():
+    x, y = _data()
+    weights = []
+    for callbacks in ([], [_pipelined()]):
+        model = _model(devices=["/cpu:0", "/cpu:1", "/cpu:2"], jit_compile=True)
+        model.fit(
+            x,
+            y,
+            batch_size=BATCH,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+            callbacks=callbacks,
+        )
+        model.evaluate(x, y, verbose=0)  # XLA cannot span the devices.
+        weights.append([v.numpy() for v in model.weights])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
