@@ -8,6 +8,8 @@ and the fix, before any data or model is touched.
 
 from ml_collections import config_dict
 
+from localgrad.distribute.addresses import parse_cluster
+
 METHODS = ("backprop", "dgl", "predsim")
 SCHEDULES = ("parallel", "sequential", "multilap", "pipelined")
 OPTIMIZERS = ("sgd", "adam")
@@ -64,6 +66,12 @@ def default_config() -> config_dict.ConfigDict:
     # devices than blocks: consecutive blocks share one). Empty: default.
     # On the command line: "--config.devices=('/gpu:0','/gpu:1')".
     config.devices = ()
+    # Several machines: the workers' host:port in task order, each running
+    # `python bin/worker.py --cluster=... --task=k`; block k lives on task
+    # k (unless `devices` names worker devices, /job:worker/...). Every
+    # worker must answer within `cluster_timeout` seconds.
+    config.cluster = config_dict.placeholder(str)
+    config.cluster_timeout = 60.0
     # Optimization; each block gets its own copy of the optimizer.
     config.optimizer = "sgd"
     config.learning_rate = 0.1
@@ -264,6 +272,7 @@ def check_config(config: config_dict.ConfigDict) -> None:
             f"lr_schedule={config.lr_schedule!r}."
         )
     _check_devices(config.devices)
+    _check_cluster(config.cluster, config.cluster_timeout)
     _check_method(config)
 
 
@@ -276,6 +285,19 @@ def _check_devices(devices):
             "('/gpu:0', '/gpu:1') or ('/job:worker/replica:0/task:1/device:"
             "CPU:0',); on the command line: "
             "\"--config.devices=('/cpu:0','/cpu:1')\"."
+        )
+
+
+def _check_cluster(cluster, timeout):
+    if cluster is None:
+        return
+    parse_cluster(cluster)  # A ValueError naming the bad address.
+    if isinstance(timeout, bool) or not (
+        isinstance(timeout, (int, float)) and timeout > 0
+    ):
+        raise ValueError(
+            f"cluster_timeout must be a positive number of seconds; got "
+            f"{timeout!r}."
         )
 
 

@@ -7,7 +7,8 @@ calls takes plain arguments. `bin/train.py` is a thin wrapper around
 
 Layout of the work directory:
 
-- `config.json`: the resolved config (a resumed run must match it);
+- `config.json`: the resolved config (a resumed run must match it, but
+  for `cluster` and `cluster_timeout`: it may resume on other machines);
 - `checkpoints/epoch-NNNN.npz`: the training state after each epoch;
 - `tensorboard/`: Keras' summaries (per-block losses and accuracies) and
   `BlockSummaries` (per-block learning rates, examples per second);
@@ -19,6 +20,7 @@ Layout of the work directory:
 - `accuracy_by_block.png`: test accuracy of every head against depth.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -32,11 +34,14 @@ import tensorflow as tf
 from ml_collections import config_dict
 
 from localgrad import data as data_lib
-from localgrad import models, plots, train_setup
+from localgrad import distribute, models, plots, train_setup
 from localgrad.callbacks import GreedySchedule
 from localgrad.callbacks.block_summaries import BlockSummaries
 from localgrad.callbacks.checkpoint import EpochCheckpoint
 from localgrad.train_config import check_config
+
+# Where a run trains, not what: a run may resume on other machines.
+_MACHINE_FIELDS = ("cluster", "cluster_timeout")
 
 
 @dataclasses.dataclass
@@ -97,39 +102,23 @@ def train_and_evaluate(
     )
     os.makedirs(workdir, exist_ok=True)
     _write_config(config, workdir)
+    # Before any tensor or variable exists: block k on worker task k.
+    devices = list(config.devices)
+    if config.cluster is not None:
+        workers = distribute.connect(
+            config.cluster, timeout=config.cluster_timeout
+        )
+        devices = devices or workers[: _num_blocks(config)]
     # Seeds first: tf.data derives its shuffling seeds from the global one.
     keras.utils.set_random_seed(config.seed)
     data = _load_data(config)
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(config.mixed_precision)
     try:
-        model = _build_compiled_model(config, data, schedule)
-        checkpoint = EpochCheckpoint(
-            os.path.join(workdir, "checkpoints"), config.keep_checkpoints
-        )
-        initial_epoch = checkpoint.restore(model)
-        train = data.train.repeat()
-        if initial_epoch and config.replay_data_on_resume:
-            train = train.skip(initial_epoch * data.steps_per_epoch)
-        log_dir = os.path.join(workdir, "tensorboard")
-        model.fit(
-            train,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=data.steps_per_epoch,
-            validation_data=data.validation,
-            callbacks=[
-                schedule,
-                keras.callbacks.TensorBoard(log_dir, write_graph=False),
-                BlockSummaries(log_dir, data.examples_per_epoch),
-                checkpoint,
-                *callbacks,
-            ],
-            verbose=1 if sys.stdout.isatty() else 2,
-            shuffle=False,  # The data set shuffles itself.
-        )
-        model.save(os.path.join(workdir, "model.keras"))
-        test = model.evaluate(data.test, return_dict=True, verbose=0)
+        with _naming_lost_workers(config):
+            model, test, checkpoint = _train(
+                config, workdir, data, schedule, devices, callbacks
+            )
     finally:
         keras.mixed_precision.set_global_policy(policy)
     metrics = _metrics(config, model, data, test, checkpoint.history)
@@ -151,6 +140,54 @@ def train_and_evaluate(
     return metrics
 
 
+def _train(config, workdir, data, schedule, devices, callbacks):
+    """Builds (or restores) the model, fits it, saves and tests it."""
+    model = _build_compiled_model(config, data, schedule, devices)
+    checkpoint = EpochCheckpoint(
+        os.path.join(workdir, "checkpoints"), config.keep_checkpoints
+    )
+    initial_epoch = checkpoint.restore(model)
+    train = data.train.repeat()
+    if initial_epoch and config.replay_data_on_resume:
+        train = train.skip(initial_epoch * data.steps_per_epoch)
+    log_dir = os.path.join(workdir, "tensorboard")
+    model.fit(
+        train,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=data.steps_per_epoch,
+        validation_data=data.validation,
+        callbacks=[
+            schedule,
+            keras.callbacks.TensorBoard(log_dir, write_graph=False),
+            BlockSummaries(log_dir, data.examples_per_epoch),
+            checkpoint,
+            *callbacks,
+        ],
+        verbose=1 if sys.stdout.isatty() else 2,
+        shuffle=False,  # The data set shuffles itself.
+    )
+    model.save(os.path.join(workdir, "model.keras"))
+    test = model.evaluate(data.test, return_dict=True, verbose=0)
+    return model, test, checkpoint
+
+
+def _naming_lost_workers(config):
+    """Names a worker task that dies during the run (cluster runs)."""
+    if config.cluster is None:
+        return contextlib.nullcontext()
+    return distribute.reporting_lost_workers(config.cluster)
+
+
+def _num_blocks(config):
+    """How many blocks the config's model has."""
+    if config.method == "backprop":
+        return 1
+    if config.boundaries:
+        return len(config.boundaries) + 1
+    return config.num_blocks
+
+
 def _write_config(config, workdir):
     """Writes config.json; a resumed run must have the same config."""
     resolved = json.loads(json.dumps(config.to_dict()))
@@ -165,6 +202,7 @@ def _write_config(config, workdir):
             key
             for key in set(previous) | set(resolved)
             if previous.get(key) != resolved.get(key)
+            and key not in _MACHINE_FIELDS
         )
         if changed:
             raise ValueError(
@@ -229,7 +267,7 @@ def _load_data(config):
     return _Data(train, validation, test, info, steps, examples)
 
 
-def _build_compiled_model(config, data, schedule):
+def _build_compiled_model(config, data, schedule, devices):
     network = models.build(
         config.model,
         data.info.input_shape,
@@ -245,7 +283,7 @@ def _build_compiled_model(config, data, schedule):
         head_width=config.head_width,
         balance=config.balance,
         decoupling=config.decoupling,
-        devices=tuple(config.devices),
+        devices=tuple(devices),
     )
     total_steps = config.epochs * data.steps_per_epoch
     block_steps = train_setup.block_train_steps(
