@@ -29,3 +29,29 @@ def test_every_paper_config_names_its_network_and_data():
 def test_unknown_recipe_names_the_known_ones():
     with pytest.raises(ValueError, match="cifar10, tiny_imagenet"):
         train_config.paper_recipe("mnist", "mlp", "backprop")
+
+
+@pytest.mark.parametrize(
+    "cluster, timeout, message",
+    [
+        ("host0:2222,host1", 60.0, r"entry 1 \('host1'\) has no port"),
+        ("host0:2222,host0:2222", 60.0, "given twice"),
+        ("host0:99999", 60.0, "invalid port"),
+        ("host0:2222", 0.0, "cluster_timeout must be a positive number"),
+    ],
+)
+def test_a_bad_cluster_is_refused_before_anything_runs(
+    cluster, timeout, message
+):
+    config = train_config.default_config()
+    config.cluster = cluster
+    config.cluster_timeout = timeout
+    with pytest.raises(ValueError, match=message):
+        train_config.check_config(config)
+
+
+def test_a_cluster_of_host_port_addresses_is_accepted():
+    config = train_config.default_config()
+    config.cluster = "host0:2222, [::1]:2223"
+    config.schedule = "pipelined"
+    train_config.check_config(config)  # No connection is made here.
