@@ -4,8 +4,9 @@ A block's training step: forward through its units and objective under a
 tape, gradients of its local loss over its own variables, its optimizer's
 update, its trackers' update; it returns its output hand-over, detached.
 Executors decide how these steps are compiled and dispatched: one
-execution per block (synchronous) or one execution for all blocks
-(pipelined). Everything a step creates or runs is on the block's device.
+execution per block, one after the other (synchronous) or all at once from
+one thread per block (pipelined). Everything a step creates or runs is on
+the block's device.
 """
 
 import functools
