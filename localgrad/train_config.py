@@ -10,13 +10,14 @@ import math
 
 from ml_collections import config_dict
 
+from localgrad.asynchrony.sampling import SAMPLINGS, check_sampling
+from localgrad.asynchrony.slowdown import parse_slowdown, validate_slowdown
+from localgrad.distribute.addresses import parse_cluster
 from localgrad.search.published import (
     PUBLISHED,
     PUBLISHED_HEAD_WIDTH,
     published_decoupling_path,
 )
-from localgrad.asynchrony.sampling import SAMPLINGS, check_sampling
-from localgrad.asynchrony.slowdown import parse_slowdown, validate_slowdown
 
 METHODS = ("backprop", "dgl", "predsim")
 SCHEDULES = ("parallel", "sequential", "multilap", "pipelined", "async")
@@ -105,6 +106,12 @@ def default_config() -> config_dict.ConfigDict:
     config.sampling = ASYNC_DEFAULTS["sampling"]
     config.max_reuse = config_dict.placeholder(int)
     config.slowdown = ASYNC_DEFAULTS["slowdown"]
+    # Several machines: the workers' host:port in task order, each running
+    # `python bin/worker.py --cluster=... --task=k`; block k lives on task
+    # k (unless `devices` names worker devices, /job:worker/...). Every
+    # worker must answer within `cluster_timeout` seconds.
+    config.cluster = config_dict.placeholder(str)
+    config.cluster_timeout = 60.0
     # Optimization; each block gets its own copy of the optimizer.
     config.optimizer = "sgd"
     config.learning_rate = 0.1
@@ -333,6 +340,7 @@ def check_config(config: config_dict.ConfigDict) -> None:
             f"lr_schedule={config.lr_schedule!r}."
         )
     _check_devices(config.devices)
+    _check_cluster(config.cluster, config.cluster_timeout)
     _check_method(config)
     _check_schedule(config)
     _check_transport(config)
@@ -449,6 +457,19 @@ def _check_devices(devices):
             "('/gpu:0', '/gpu:1') or ('/job:worker/replica:0/task:1/device:"
             "CPU:0',); on the command line: "
             "\"--config.devices=('/cpu:0','/cpu:1')\"."
+        )
+
+
+def _check_cluster(cluster, timeout):
+    if cluster is None:
+        return
+    parse_cluster(cluster)  # A ValueError naming the bad address.
+    if isinstance(timeout, bool) or not (
+        isinstance(timeout, (int, float)) and timeout > 0
+    ):
+        raise ValueError(
+            f"cluster_timeout must be a positive number of seconds; got "
+            f"{timeout!r}."
         )
 
 

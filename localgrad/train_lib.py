@@ -7,7 +7,9 @@ calls takes plain arguments. `bin/train.py` is a thin wrapper around
 
 Layout of the work directory:
 
-- `config.json`: the resolved config (a resumed run must match it);
+- `config.json`: the resolved config (a resumed run must match it, but
+  for `epochs`, which may grow, and `cluster` and `cluster_timeout`: it may
+  resume on other machines);
 - `checkpoints/epoch-NNNN.npz`: the training state after each epoch,
   written atomically and checked on resume (a damaged one is kept as
   `epoch-NNNN.npz.damaged` and the newest intact one is used, see
@@ -23,6 +25,7 @@ Layout of the work directory:
 - `accuracy_by_block.png`: test accuracy of every head against depth.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -36,13 +39,16 @@ import tensorflow as tf
 from ml_collections import config_dict
 
 from localgrad import data as data_lib
-from localgrad import models, plots, train_setup
+from localgrad import distribute, models, plots, train_setup
 from localgrad.asynchrony.slowdown import parse_slowdown
 from localgrad.callbacks import GreedySchedule, PreciseBatchNorm
 from localgrad.callbacks.block_summaries import BlockSummaries
 from localgrad.callbacks.checkpoint import EpochCheckpoint
 from localgrad.train_config import check_config
 from localgrad.transport import Transport
+
+# Where a run trains, not what: a run may resume on other machines.
+_MACHINE_FIELDS = ("cluster", "cluster_timeout")
 
 
 @dataclasses.dataclass
@@ -101,51 +107,23 @@ def train_and_evaluate(
     schedule = _schedule(config)
     os.makedirs(workdir, exist_ok=True)
     _write_config(config, workdir)
+    # Before any tensor or variable exists: block k on worker task k.
+    devices = list(config.devices)
+    if config.cluster is not None:
+        workers = distribute.connect(
+            config.cluster, timeout=config.cluster_timeout
+        )
+        devices = devices or workers[: _num_blocks(config)]
     # Seeds first: tf.data derives its shuffling seeds from the global one.
     keras.utils.set_random_seed(config.seed)
     data = _load_data(config)
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(config.mixed_precision)
     try:
-        model = _build_compiled_model(config, data, schedule)
-        checkpoint = EpochCheckpoint(
-            os.path.join(workdir, "checkpoints"), config.keep_checkpoints
-        )
-        initial_epoch = checkpoint.restore(model)
-        if initial_epoch > config.epochs:
-            raise ValueError(
-                f"{workdir} holds a run with {initial_epoch} finished "
-                f"epochs, more than epochs={config.epochs}: set epochs >= "
-                f"{initial_epoch} to continue it, or use a new workdir."
+        with _naming_lost_workers(config):
+            model, test, checkpoint = _train(
+                config, workdir, data, schedule, devices, callbacks
             )
-        train = data.train.repeat()
-        if initial_epoch and config.replay_data_on_resume:
-            train = train.skip(initial_epoch * data.steps_per_epoch)
-        log_dir = os.path.join(workdir, "tensorboard")
-        precise_bn = []
-        if config.precise_bn_batches:
-            precise_bn = [
-                PreciseBatchNorm(config.precise_bn_batches, data.train.repeat())
-            ]
-        model.fit(
-            train,
-            epochs=_fit_epochs(config, schedule, model.num_blocks),
-            initial_epoch=initial_epoch,
-            steps_per_epoch=data.steps_per_epoch,
-            validation_data=data.validation,
-            callbacks=[
-                schedule,
-                keras.callbacks.TensorBoard(log_dir, write_graph=False),
-                BlockSummaries(log_dir, data.examples_per_epoch),
-                checkpoint,
-                *precise_bn,
-                *callbacks,
-            ],
-            verbose=1 if sys.stdout.isatty() else 2,
-            shuffle=False,  # The data set shuffles itself.
-        )
-        model.save(os.path.join(workdir, "model.keras"))
-        test = model.evaluate(data.test, return_dict=True, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy(policy)
     metrics = _metrics(config, model, data, test, checkpoint.history)
@@ -194,6 +172,66 @@ def _fit_epochs(config, schedule, num_blocks):
     return config.epochs
 
 
+def _train(config, workdir, data, schedule, devices, callbacks):
+    """Builds (or restores) the model, fits it, saves and tests it."""
+    model = _build_compiled_model(config, data, schedule, devices)
+    checkpoint = EpochCheckpoint(
+        os.path.join(workdir, "checkpoints"), config.keep_checkpoints
+    )
+    initial_epoch = checkpoint.restore(model)
+    if initial_epoch > config.epochs:
+        raise ValueError(
+            f"{workdir} holds a run with {initial_epoch} finished "
+            f"epochs, more than epochs={config.epochs}: set epochs >= "
+            f"{initial_epoch} to continue it, or use a new workdir."
+        )
+    train = data.train.repeat()
+    if initial_epoch and config.replay_data_on_resume:
+        train = train.skip(initial_epoch * data.steps_per_epoch)
+    log_dir = os.path.join(workdir, "tensorboard")
+    precise_bn = []
+    if config.precise_bn_batches:
+        precise_bn = [
+            PreciseBatchNorm(config.precise_bn_batches, data.train.repeat())
+        ]
+    model.fit(
+        train,
+        epochs=_fit_epochs(config, schedule, model.num_blocks),
+        initial_epoch=initial_epoch,
+        steps_per_epoch=data.steps_per_epoch,
+        validation_data=data.validation,
+        callbacks=[
+            schedule,
+            keras.callbacks.TensorBoard(log_dir, write_graph=False),
+            BlockSummaries(log_dir, data.examples_per_epoch),
+            checkpoint,
+            *precise_bn,
+            *callbacks,
+        ],
+        verbose=1 if sys.stdout.isatty() else 2,
+        shuffle=False,  # The data set shuffles itself.
+    )
+    model.save(os.path.join(workdir, "model.keras"))
+    test = model.evaluate(data.test, return_dict=True, verbose=0)
+    return model, test, checkpoint
+
+
+def _naming_lost_workers(config):
+    """Names a worker task that dies during the run (cluster runs)."""
+    if config.cluster is None:
+        return contextlib.nullcontext()
+    return distribute.reporting_lost_workers(config.cluster)
+
+
+def _num_blocks(config):
+    """How many blocks the config's model has."""
+    if config.method == "backprop":
+        return 1
+    if config.boundaries:
+        return len(config.boundaries) + 1
+    return config.num_blocks
+
+
 # The fields a resumed run may change: more epochs continue a run.
 _RESUMABLE_CHANGES = ("epochs",)
 
@@ -217,7 +255,7 @@ def _write_config(config, workdir):
             key
             for key in set(previous) | set(resolved)
             if previous.get(key) != resolved.get(key)
-            and key not in _RESUMABLE_CHANGES
+            and key not in _RESUMABLE_CHANGES + _MACHINE_FIELDS
         )
         if changed:
             raise ValueError(
@@ -282,7 +320,7 @@ def _load_data(config):
     return _Data(train, validation, test, info, steps, examples)
 
 
-def _build_compiled_model(config, data, schedule):
+def _build_compiled_model(config, data, schedule, devices):
     network = models.build(
         config.model,
         data.info.input_shape,
@@ -299,7 +337,7 @@ def _build_compiled_model(config, data, schedule):
         balance=config.balance,
         decoupling=config.decoupling,
         transport=_transport(config),
-        devices=tuple(config.devices),
+        devices=tuple(devices),
     )
     total_steps = config.epochs * data.steps_per_epoch
     block_steps = train_setup.block_train_steps(

@@ -7,6 +7,7 @@ one JSON line, `RESULT {...}`, that the test reads.
     python tests/distribute_scenarios.py placement 127.0.0.1:p,127.0.0.1:q
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -106,10 +107,14 @@ def _max_difference(model, values):
     )
 
 
-def killed_during_fit(cluster, worker_pid):
-    """A GreedyModel on task 1 is fitting when task 1's worker is killed."""
+def killed_during_fit(cluster, worker_pid, schedule="parallel"):
+    """A GreedyModel on task 1 is fitting when task 1's worker is killed.
+
+    `schedule="pipelined"`: block k on task k, trained pipelined.
+    """
     names = localgrad.distribute.connect(cluster, timeout=60)
-    with tf.device(names[1]):
+    pipelined = schedule == "pipelined"
+    with tf.device(names[1]) if not pipelined else contextlib.nullcontext():
         keras.utils.set_random_seed(0)
         network = localgrad.Network(
             [keras.layers.Dense(8, activation="relu") for _ in range(2)],
@@ -117,7 +122,10 @@ def killed_during_fit(cluster, worker_pid):
             input_shape=(6,),
         )
         model = localgrad.GreedyModel(
-            network, num_blocks=2, heads=lambda s, c: keras.layers.Dense(c)
+            network,
+            num_blocks=2,
+            heads=lambda s, c: keras.layers.Dense(c),
+            devices=names if pipelined else None,
         )
         model.compile(
             optimizer=keras.optimizers.SGD(0.1),
@@ -136,7 +144,7 @@ def killed_during_fit(cluster, worker_pid):
                 np.tile(y.reshape(-1), 100),
                 batch_size=16,
                 epochs=1,
-                callbacks=[kill],
+                callbacks=[kill, localgrad.callbacks.GreedySchedule(schedule)],
                 verbose=0,
             )
     except localgrad.distribute.WorkerLostError as error:
@@ -217,6 +225,130 @@ def multi_worker(cluster, task):
         except ValueError as error:
             result["fit"] = str(error)
     return result
+
+
+def _greedy_model(devices, units=None):
+    keras.utils.set_random_seed(0)
+    units = units or [
+        keras.Sequential([keras.layers.Dense(8, activation="relu")])
+        for _ in range(4)
+    ]
+    network = localgrad.Network(units, keras.layers.Dense(3), input_shape=(6,))
+    model = localgrad.GreedyModel(
+        network, num_blocks=2, heads="linear", devices=devices
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def pipelined_on_workers(cluster):
+    """A pipelined GreedyModel on two workers and its twin on two local
+    logical devices: same initial weights, same batches."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+    workers = localgrad.distribute.connect(cluster, timeout=60)
+    models = {
+        "workers": _greedy_model(workers),
+        "local": _greedy_model(["/cpu:0", "/cpu:1"]),
+    }
+    x, y = _batches(seed=0)
+    x, y = x.reshape(-1, 6), y.reshape(-1)  # 3 batches of 16
+    initial = [v.numpy() for v in models["local"].weights]
+    for model in models.values():
+        model.fit(
+            x,
+            y,
+            batch_size=16,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            callbacks=[localgrad.callbacks.GreedySchedule("pipelined")],
+        )
+    remote = models["workers"]
+    return {
+        "devices": remote.devices,
+        "variables": [
+            sorted({v.value.device for v in block.variables})
+            for block in remote.blocks
+        ],
+        "optimizer_variables": [
+            sorted({v.value.device for v in block.optimizer.variables})
+            for block in remote.blocks
+        ],
+        "iterations": [
+            int(o.iterations.numpy()) for o in remote.block_optimizers
+        ],
+        "difference": max(
+            float(np.max(np.abs(a.numpy() - b.numpy())))
+            for a, b in zip(remote.weights, models["local"].weights)
+        ),
+        "change": max(
+            float(np.max(np.abs(a.numpy() - b)))
+            for a, b in zip(remote.weights, initial)
+        ),
+    }
+
+
+class Stamped(keras.layers.Layer):
+    """Dense layers whose call records when it starts and ends (worker
+    clock: the workers of a LocalCluster share this machine's clock)."""
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], input_shape[-1]), initializer="identity"
+        )
+        self.started = self.add_weight(
+            shape=(), dtype="float64", initializer="zeros", trainable=False
+        )
+        self.ended = self.add_weight(
+            shape=(), dtype="float64", initializer="zeros", trainable=False
+        )
+
+    def call(self, inputs):
+        started = tf.timestamp()
+        outputs = inputs + tf.cast(0.0 * started, inputs.dtype)
+        for _ in range(30):  # Long enough to be seen running.
+            outputs = tf.matmul(outputs, self.kernel) * 0.5
+        with tf.control_dependencies([outputs]):
+            ended = tf.timestamp()
+        self.started.assign(started)
+        self.ended.assign(ended)
+        return outputs
+
+
+def overlap(cluster):
+    """When each block's step ran on its worker, dispatched one after the
+    other (synchronous) and together (pipelined)."""
+    workers = localgrad.distribute.connect(cluster, timeout=60)
+    keras.utils.set_random_seed(0)
+    units = [Stamped(), Stamped()]
+    network = localgrad.Network(
+        units, keras.layers.Dense(3), input_shape=(384,)
+    )
+    model = localgrad.GreedyModel(
+        network, num_blocks=2, heads="linear", devices=workers
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-6),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 384)).astype("float32")
+    y = rng.integers(0, 3, size=512).astype("int32")
+    intervals = {}
+    for execution in ("synchronous", "pipelined"):
+        model.execution = execution
+        for _ in range(3):  # The last pipelined step trains both blocks.
+            model.train_on_batch(x, y)
+        intervals[execution] = [
+            [float(u.started.numpy()), float(u.ended.numpy())] for u in units
+        ]
+    return intervals
 
 
 def main(scenario, *args):

@@ -151,7 +151,7 @@ def test_total_epochs_is_whole_and_not_for_parallel():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"mode": "async"}, "Unknown schedule"),
+        ({"mode": "zigzag"}, "Unknown schedule"),
         ({"mode": "sequential", "laps": 2}, "only for mode='multilap'"),
         ({"mode": "multilap", "laps": 0}, "at least 1"),
         ({"mode": "sequential", "epochs_per_block": 0}, "must be > 0"),

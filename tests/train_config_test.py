@@ -65,6 +65,25 @@ def test_bad_schedule_fields(fields, message):
 
 
 @pytest.mark.parametrize(
+    "cluster, timeout, message",
+    [
+        ("host0:2222,host1", 60.0, r"entry 1 \('host1'\) has no port"),
+        ("host0:2222,host0:2222", 60.0, "given twice"),
+        ("host0:99999", 60.0, "invalid port"),
+        ("host0:2222", 0.0, "cluster_timeout must be a positive number"),
+    ],
+)
+def test_a_bad_cluster_is_refused_before_anything_runs(
+    cluster, timeout, message
+):
+    config = train_config.default_config()
+    config.cluster = cluster
+    config.cluster_timeout = timeout
+    with pytest.raises(ValueError, match=message):
+        train_config.check_config(config)
+
+
+@pytest.mark.parametrize(
     "fields, message",
     [
         ({"transport_tau": 1.0, "uzawa_step": 1.0}, "set one of them"),
@@ -114,3 +133,8 @@ def test_transport_flags_make_the_transport(flags, expected):
     config.transport_tau, config.uzawa_step = None, None
     config.transport_varying, config.uzawa_every = False, None
     assert train_lib._transport(config) is None
+def test_a_cluster_of_host_port_addresses_is_accepted():
+    config = train_config.default_config()
+    config.cluster = "host0:2222, [::1]:2223"
+    config.schedule = "pipelined"
+    train_config.check_config(config)  # No connection is made here.

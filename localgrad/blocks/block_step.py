@@ -6,8 +6,9 @@ update, then its trackers' and its objective's update (the Uzawa
 multiplier of a transport objective); it returns its output hand-over,
 detached.
 Executors decide how these steps are compiled and dispatched: one
-execution per block (synchronous) or one execution for all blocks
-(pipelined). Everything a step creates or runs is on the block's device.
+execution per block, one after the other (synchronous) or all at once from
+one thread per block (pipelined). Everything a step creates or runs is on
+the block's device.
 """
 
 import functools

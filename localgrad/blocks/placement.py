@@ -80,6 +80,12 @@ def resolve_device(name: str) -> str:
         ) from error
     available = [device.name for device in tf.config.list_logical_devices()]
     matches = [d for d in available if _matches(wanted, d)]
+    if wanted.job is None and len(matches) > 1:
+        # A name without a job means this process's device, also when a
+        # cluster's workers have one of the same type and index.
+        matches = [
+            d for d in matches if tf.DeviceSpec.from_string(d).job is None
+        ] or matches
     if len(matches) == 1:
         return matches[0]
     if wanted.job not in (None, "localhost") and not matches:

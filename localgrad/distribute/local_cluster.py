@@ -34,6 +34,7 @@ class LocalCluster:
         devices = localgrad.distribute.connect(cluster.cluster)
         ...
         cluster.kill(1)  # what a crash of task 1 looks like
+        cluster.restart(1)  # the same task at the same address
     ```
 
     Args:
@@ -127,6 +128,28 @@ class LocalCluster:
         os.kill(process.pid, signum)
         if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
             process.wait()
+
+    def restart(self, task: int, timeout: float = 120.0) -> None:
+        """Starts worker `task` again at its address, after `kill`.
+
+        Raises:
+            ValueError: if worker `task` is still running.
+            RuntimeError: if it does not answer within `timeout` seconds.
+        """
+        if self.processes[task].poll() is None:
+            raise ValueError(
+                f"Worker task {task} is still running; kill(task) first."
+            )
+        self.processes[task] = self._launch(task)
+        deadline = time.monotonic() + timeout
+        while silent_tasks([self.addresses[task]], timeout=1.0):
+            if self.processes[task].poll() is not None or (
+                time.monotonic() > deadline
+            ):
+                raise RuntimeError(
+                    f"Worker task {task} did not start again at "
+                    f"{self.addresses[task]} within {timeout:g} s."
+                )
 
     def stop(self, timeout: float = 30.0) -> list:
         """Stops every worker still running; returns their exit statuses.

@@ -3,9 +3,14 @@
 At step t block 0 trains on batch t while block k > 0 trains on what block
 k - 1 produced at step t - 1 (with that batch's targets), read from a
 one-step buffer on block k's device. The K block steps of a step have no
-data dependency on each other, so they are traced into one execution and
-TensorFlow's runtime runs them at the same time, each on its block's
-device; only detached block outputs cross devices.
+data dependency on each other: each is its own compiled execution, and
+all K are dispatched at once, each from its own thread, then joined, so
+that they run at the same time on their devices. (One execution holding
+all K steps is not enough: on worker tasks of a cluster, TensorFlow runs
+the remote parts of one multi-device function one after the other; calls
+from separate threads run at the same time.) Only detached block outputs
+cross devices: each block's step ends by copying its output onto the next
+block's device.
 
 The pipeline fills during the first K - 1 steps of an epoch and drains in
 `finish_epoch`: every block trains on every batch exactly once. Because a
@@ -14,7 +19,7 @@ block k sees the very tensors it would see in the synchronous schedule:
 pipelining changes when a block trains, not on what.
 """
 
-import functools
+import concurrent.futures
 
 import tensorflow as tf
 
@@ -41,9 +46,13 @@ class PipelinedExecutor(Executor):
     def __init__(self, blocks, strategy, eager=False, jit_compile=False):
         super().__init__(blocks, strategy, eager, jit_compile)
         self._steps = [
-            block_step.train_step(b, self.jit_compile) for b in self.blocks
+            block_step.on_replicas(strategy, self._handing_on(k), self.eager)
+            for k in range(len(self.blocks))
         ]
-        self._ticks = {}
+        # One thread per block: its step's call waits for its device.
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            len(self.blocks), thread_name_prefix="localgrad-block"
+        )
         # The batch waiting for block k: (hand-over, y, sample_weight) on
         # block k's device, or None. Entry 0 is always None.
         self._buffers = [None] * len(self.blocks)
@@ -68,39 +77,34 @@ class PipelinedExecutor(Executor):
             self._run_tick([None] + self._buffers[1:])
 
     def _run_tick(self, batches):
-        active = tuple(
-            k for k, batch in enumerate(batches) if batch is not None
-        )
-        if active not in self._ticks:
-            # One function per fill or drain pattern, each traced once.
-            tick = functools.partial(self._tick, active)
-            self._ticks[active] = (
-                tick if self.eager else tf.function(tick, reduce_retracing=True)
-            )
-        produced = self._ticks[active](tuple(batches[k] for k in active))
-        self._buffers = [None] * len(self.blocks)
-        for k, batch in zip(active, produced):
-            if k + 1 < len(self.blocks):
-                self._buffers[k + 1] = batch
+        """Trains each block that has a batch, all at once; keeps what
+        they hand on as the next tick's buffers."""
+        running = {
+            k: self._threads.submit(self._steps[k], *batch)
+            for k, batch in enumerate(batches)
+            if batch is not None
+        }
+        # Every step finishes (or fails) before the tick ends.
+        concurrent.futures.wait(running.values())
+        produced = {k: future.result() for k, future in running.items()}
+        self._buffers = [None] + [
+            produced.get(k - 1) for k in range(1, len(self.blocks))
+        ]
 
-    def _tick(self, active, batches):
-        """Trains the `active` blocks, each on its batch; returns the
-        batches handed on, each already on the next block's device."""
-        produced = []
-        for k, batch in zip(active, batches):
-            outputs = self.strategy.run(self._steps[k], args=batch)
-            following = self.blocks[min(k + 1, len(self.blocks) - 1)]
+    def _handing_on(self, k):
+        """Block k's training step, its output (with the batch's targets)
+        copied onto block k + 1's device."""
+        train = block_step.train_step(self.blocks[k], self.jit_compile)
+        following = self.blocks[min(k + 1, len(self.blocks) - 1)]
+
+        def step(inputs, y, sample_weight):
+            outputs = train(inputs, y, sample_weight)
+            if following.device is None:
+                return outputs, y, sample_weight
             with following.device_scope():
-                produced.append(
-                    _on_device((outputs,) + tuple(batch[1:]), following.device)
+                return tf.nest.map_structure(
+                    lambda t: None if t is None else tf.identity(t),
+                    (outputs, y, sample_weight),
                 )
-        return tuple(produced)
 
-
-def _on_device(structure, device):
-    """A copy of the tensors in `structure` on `device` (None: unchanged)."""
-    if device is None:
-        return structure
-    return tf.nest.map_structure(
-        lambda t: None if t is None else tf.identity(t), structure
-    )
+        return step

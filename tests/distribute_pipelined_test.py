@@ -1,0 +1,118 @@
+"""A pipelined GreedyModel on worker processes, and bin/train.py on them.
+
+Every scenario connects in its own process (tests/distribute_scenarios.py,
+connecting is process-wide); the workers are `tf.distribute.Server`
+processes on 127.0.0.1 started by the test.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from distribute_cluster_test import NO_HANG_SECONDS, _run
+
+import localgrad
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+EPOCHS = 4
+WORKER = "/job:worker/replica:0/task:{}/device:CPU:0"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with localgrad.distribute.LocalCluster(2) as workers:
+        yield workers
+
+
+def test_pipelined_on_workers_equals_pipelined_on_local_devices(cluster):
+    result = _run("pipelined_on_workers", cluster.cluster)
+    assert result["devices"] == [WORKER.format(0), WORKER.format(1)]
+    for task in range(2):  # Block k's variables and slots on task k.
+        assert result["variables"][task] == [WORKER.format(task)]
+        assert result["optimizer_variables"][task] == [WORKER.format(task)]
+    assert result["iterations"] == [6, 6]  # 3 batches x 2 epochs, each.
+    assert result["difference"] == 0.0  # The same weights, exactly.
+    assert result["change"] > 1e-3  # And they did train.
+
+
+def test_pipelined_block_steps_run_on_their_workers_at_the_same_time(cluster):
+    # Each block's unit stamps, on its worker, when its step started and
+    # ended: one after the other when synchronous, at once when pipelined.
+    result = _run("overlap", cluster.cluster)
+    (start0, end0), (start1, end1) = result["synchronous"]
+    assert end0 <= start1
+    (start0, end0), (start1, end1) = result["pipelined"]
+    assert max(start0, start1) < min(end0, end1)
+
+
+def test_a_worker_killed_during_a_pipelined_fit_is_named():
+    with localgrad.distribute.LocalCluster(2) as workers:
+        result = _run(
+            "killed_during_fit", workers.cluster, workers.pids[1], "pipelined"
+        )
+    assert result["error"] == "WorkerLostError"
+    assert result["tasks"] == [1]
+    assert f"Worker task 1 at {workers.addresses[1]}" in result["message"]
+
+
+def _train(workdir, cluster, epochs):
+    return [
+        sys.executable,
+        os.path.join(ROOT, "bin", "train.py"),
+        "--config=" + os.path.join(ROOT, "configs", "tiny.py"),
+        f"--workdir={workdir}",
+        "--config.num_blocks=2",
+        "--config.schedule=pipelined",
+        f"--config.cluster={cluster}",
+        "--config.steps_per_epoch=3",
+        f"--config.epochs={epochs}",
+    ]
+
+
+def test_train_binary_on_a_cluster_resumes_after_a_lost_worker(tmp_path):
+    workdir = tmp_path / "run"
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    with localgrad.distribute.LocalCluster(2) as workers:
+        first = subprocess.Popen(
+            _train(workdir, workers.cluster, EPOCHS),
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        checkpoint = workdir / "checkpoints" / "epoch-0001.npz"
+        deadline = time.monotonic() + NO_HANG_SECONDS
+        while not checkpoint.exists():
+            assert first.poll() is None, first.communicate()[0]
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.05)
+        workers.kill(1)
+        output = first.communicate(timeout=NO_HANG_SECONDS)[0]
+        assert first.returncode != 0
+        assert "WorkerLostError" in output
+        assert f"Worker task 1 at {workers.addresses[1]}" in output
+        assert not (workdir / "metrics.json").exists()
+        done = sorted(os.listdir(workdir / "checkpoints"))
+        epochs_done = int(done[-1][len("epoch-") : -len(".npz")])
+        assert 1 <= epochs_done < EPOCHS
+
+        workers.restart(1)
+        second = subprocess.run(
+            _train(workdir, workers.cluster, EPOCHS),
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=NO_HANG_SECONDS,
+        )
+    assert second.returncode == 0, second.stdout + second.stderr
+    # Only the missing epochs ran: the run resumed from its checkpoint.
+    assert f"Epoch {epochs_done + 1}/{EPOCHS}" in second.stdout
+    assert f"Epoch {epochs_done}/{EPOCHS}" not in second.stdout
+    with open(workdir / "metrics.json") as file:
+        metrics = json.load(file)
+    assert metrics["epochs"] == EPOCHS
+    assert metrics["config"]["cluster"] == workers.cluster
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
