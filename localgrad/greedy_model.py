@@ -1,11 +1,11 @@
 """GreedyModel: a network trained block by block from local losses."""
 
-import dataclasses
 import itertools
 from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
+from keras.src.trainers.compile_utils import MetricsList
 
 from localgrad import boundaries as boundaries_lib
 from localgrad.blocks import placement
@@ -14,7 +14,14 @@ from localgrad.blocks.block import build_blocks, run_chain
 from localgrad.blocks.executors import EXECUTORS, Executor
 from localgrad.blocks.hand_over import HandOver
 from localgrad.blocks.objective import HeadObjective
+from localgrad.blocks.summary import block_summary_lines
 from localgrad.blocks.trackers import BlockTrackers
+from localgrad.blocks.training_state import (
+    CompileSpec,
+    LearningRateFollower,
+    checkpointed_variables,
+    clone_optimizer,
+)
 from localgrad.blocks.transport_objective import (
     TransportObjective,
     block_transports,
@@ -366,7 +373,8 @@ class GreedyModel(keras.Model):
 
         Every block gets its own clone of `optimizer` (its own iteration
         count and learning-rate schedule), built on the block's device, and
-        the objective `HeadObjective(head, loss)`. Each metric is tracked
+        the objective `HeadObjective(head, loss)` (inside a
+        `TransportObjective` with `transport=`). Each metric is tracked
         for the network's classifier and, as `block_k_<name>`, for every
         block. The block optimizers are tracked with the model: saving
         (`save`, `save_weights`, `tf.train.Checkpoint`,
@@ -382,8 +390,10 @@ class GreedyModel(keras.Model):
         # global step count and the configuration users read and log.
         self.optimizer.build([])
         self.finish_epoch()
-        self._compiled = _CompileSpec(
-            keras.losses.get(loss), list(metrics or [])
+        self._compiled = CompileSpec(
+            keras.losses.get(loss),
+            list(metrics or []),
+            learning_rate=LearningRateFollower(self.optimizer),
         )
         with self.distribute_strategy.scope():
             for block in self.blocks:
@@ -396,15 +406,31 @@ class GreedyModel(keras.Model):
                     )
                     block.compile(
                         self._objective(block),
-                        _clone_optimizer(self.optimizer),
+                        clone_optimizer(self.optimizer),
                         trackers,
                     )
+        trackers = [block.trackers for block in self.blocks]
+        self._compiled.trackers = (
+            [m for t in trackers for m in t.network_metrics]
+            + [t.loss for t in trackers]
+            + [m for t in trackers for m in t.block_metrics]
+            + [m for block in self.blocks for m in block.objective.metrics]
+        )
+        # Keras' monitoring callbacks (EarlyStopping, ModelCheckpoint,
+        # ReduceLROnPlateau) in mode "auto" read whether a metric is
+        # maximised from metrics inside Keras' compile containers only;
+        # this container (the same metrics again) lets them find ours.
+        self._compiled.directions = MetricsList(
+            list(self._compiled.trackers), name="block_metric_directions"
+        )
         self._executors = {}
         # Keras' saving walks attributes: the list stores the optimizers'
         # variables with the weights. tf.train.Checkpoint follows
         # TensorFlow trackables only: the module lists every variable.
         self._block_optimizers = self.block_optimizers
-        self._checkpointed = _checkpointed_variables(self)
+        self._checkpointed = checkpointed_variables(
+            self.weights, [self.optimizer] + self.block_optimizers
+        )
 
     def get_compile_config(self):
         if self._compiled is None:
@@ -433,13 +459,31 @@ class GreedyModel(keras.Model):
     def metrics(self):
         if self._compiled is None:
             return []
-        trackers = [block.trackers for block in self.blocks]
-        return (
-            [m for t in trackers for m in t.network_metrics]
-            + [t.loss for t in trackers]
-            + [m for t in trackers for m in t.block_metrics]
-            + [m for block in self.blocks for m in block.objective.metrics]
-        )
+        return self._compiled.trackers + [self._compiled.directions]
+
+    def summary(self, print_fn=None, **kwargs):
+        """Keras' summary of the layers, then one line per block.
+
+        The block table gives each block's units (1-based range and
+        names), head (the last block's is the network's classifier),
+        device and parameter counts of its units and head.
+
+        Example:
+
+        ```python
+        model.summary()
+        # ... Keras' table ...
+        # block  units                  head        device  unit params ...
+        # 0      1-2 (unit_0..unit_1)   linear      -       352         ...
+        ```
+
+        Args:
+            print_fn: Called with each line (default: `print`).
+            **kwargs: Passed to `keras.Model.summary`.
+        """
+        super().summary(print_fn=print_fn, **kwargs)
+        for line in block_summary_lines(self.blocks, self.network.unit_names):
+            (print_fn or print)(line)
 
     def get_metrics_result(self):
         """The logs of the blocks that ran since the metrics were reset."""
@@ -451,6 +495,9 @@ class GreedyModel(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._compiled.learning_rate.follow(
+            self.optimizer, self.block_optimizers
+        )
         self._executor().train(x, y, sample_weight, self.trained_blocks)
         self.optimizer.iterations.assign_add(1)
         return self._logs([b for b in self.blocks if b.trackers.ran])
@@ -570,43 +617,6 @@ class GreedyModel(keras.Model):
         for block in blocks:
             logs.update(block.logs())
         return logs
-
-
-@dataclasses.dataclass
-class _CompileSpec:
-    """The compiled loss and metric specs (kept out of Keras' tracking)."""
-
-    loss: keras.losses.Loss
-    metrics: list
-
-
-def _checkpointed_variables(model):
-    """A TensorFlow trackable holding every variable training changes.
-
-    Keras 3 layers keep their sublayers in lists TensorFlow does not
-    follow, so `tf.train.Checkpoint(model=model)` would reach few of them.
-    """
-    module = tf.Module(name="greedy_model_state")
-    module.model_variables = list(model.weights)
-    module.optimizer_variables = [
-        _optimizer_variables(optimizer)
-        for optimizer in [model.optimizer] + model.block_optimizers
-    ]
-    return module
-
-
-def _optimizer_variables(optimizer):
-    variables, seen = [], set()
-    for part in (optimizer, getattr(optimizer, "inner_optimizer", None)):
-        for variable in part.variables if part is not None else []:
-            if id(variable) not in seen:
-                seen.add(id(variable))
-                variables.append(variable)
-    return variables
-
-
-def _clone_optimizer(optimizer):
-    return optimizer.__class__.from_config(optimizer.get_config())
 
 
 def _next_batches(iterator, count):
