@@ -93,4 +93,4 @@ def test_meta_gradient_at_five_steps_equals_the_unrolled_reference():
     for mine, reference in zip(got, want):
         np.testing.assert_allclose(mine, reference, rtol=1e-9, atol=1e-12)
     # One trace of each compiled function serves all five inner steps.
-    assert steps.relaxed_step.experimental_get_tracing_count() == 1
+    assert steps.inner_step.experimental_get_tracing_count() == 1

@@ -29,7 +29,7 @@ def _search(seed=0, **overrides):
     keras.utils.set_random_seed(seed)
     units = [
         ConvBNReLU(4, name="unit_00"),
-        ConvBNReLU(8, pool=True, name="unit_01"),
+        ConvBNReLU(8, pool_first=True, name="unit_01"),
         ConvBNReLU(8, name="unit_02"),
     ]
     classifier = keras.Sequential(

@@ -47,6 +47,11 @@ class MetaStep:
     each inner update and drops the second-order terms through the weights
     (Hessian-vector products); with T = 1 it is exact.
 
+    `relaxed_step` (the warm-up's and each meta-iteration's ordinary
+    step), `inner_step` (one step of the unroll) and the objectives are
+    compiled functions, each traced once; `meta_gradient` calls them T + 1
+    times under an outer tape.
+
     Example:
 
     ```python
@@ -103,6 +108,7 @@ class MetaStep:
             network.non_trainable_variables, supernet.non_trainable_variables
         )
         self.relaxed_step = self._compile(self._relaxed_step)
+        self.inner_step = self._compile(self._inner_step)
         self._train_objective = self._compile(self._train_loss)
         self._valid_objective = self._compile(self._valid_loss)
 
@@ -180,6 +186,36 @@ class MetaStep:
             loss,
         )
 
+    def _inner_step(
+        self,
+        trainable,
+        non_trainable,
+        velocities,
+        alpha,
+        beta,
+        x,
+        y,
+        learning_rate,
+    ):
+        """One step of the unroll: `(new_trainable, new_velocities)`.
+
+        The relaxed step without its loss and new BatchNorm statistics:
+        under the outer tape, TensorFlow differentiates every output of a
+        compiled call, and those two would cost a backward pass of zeros.
+        """
+        _, gradients, _ = self._loss_and_gradients(
+            trainable, non_trainable, self._probs(alpha, beta), x, y
+        )
+        new_trainable, new_velocities = sgd_momentum_step(
+            trainable,
+            velocities,
+            gradients,
+            learning_rate,
+            self.momentum,
+            self.weight_decay,
+        )
+        return tuple(new_trainable), tuple(new_velocities)
+
     def unrolled_objective(
         self,
         state,
@@ -193,9 +229,10 @@ class MetaStep:
     ):
         """The objective after T inner steps (T = len(train_x)).
 
-        Each inner step is a call of the compiled `relaxed_step` (its new
-        BatchNorm statistics dropped), and the objective one of a
-        compiled objective function: both are traced once, whatever T.
+        Each inner step is a call of the compiled `inner_step` (the
+        relaxed step without its loss and new BatchNorm statistics), and
+        the objective one of a compiled objective function: both are
+        traced once, whatever T.
         Under an outer tape, TensorFlow records each call as one
         operation and differentiates it with a backward function built
         once per compiled step, so the meta-gradient's graph does not
@@ -218,15 +255,16 @@ class MetaStep:
         updates = num_steps - int(self.objective == "train_last")
         trainable, velocities = state.trainable, state.velocities
         for step in range(updates):
-            new_state, _ = self.relaxed_step(
-                SupernetState(trainable, state.non_trainable, velocities),
+            trainable, velocities = self.inner_step(
+                trainable,
+                state.non_trainable,
+                velocities,
                 alpha,
                 beta,
                 train_x[step],
                 train_y[step],
                 learning_rate,
             )
-            trainable, velocities = new_state.trainable, new_state.velocities
         if self.objective == "train_last":
             return self._train_objective(
                 trainable,
