@@ -32,9 +32,10 @@ Smoke run (seconds):
         --input_size=8 --candidates=1 --inner_steps=1,2 --repeats=1 \
         --modes=graph,xla --output=/tmp/search_cost.json
 
-The candidate heads are light1..light{M}, at the network's width
-(`--head_width`, default = `--width`); batch 32, 32x32x3 inputs, ten
-classes. Prints a table and writes the raw JSON to `--output`.
+The candidate heads are light1..light{M} (the first M of `--head_names`),
+at the network's width (`--head_width`, default = `--width`); batch 32,
+32x32x3 inputs, ten classes. Prints a table and writes the raw JSON to
+`--output`.
 """
 
 import json
@@ -50,11 +51,17 @@ from absl import app, flags
 flags.DEFINE_list("models", ["vgg19", "resnet50"], "localgrad.models names.")
 flags.DEFINE_float("width", 0.25, "Network width.")
 flags.DEFINE_float("head_width", None, "Candidate heads' width (= width).")
+flags.DEFINE_list(
+    "head_names",
+    ["light1", "light2", "light3", "light4"],
+    "Candidate heads; a point with M candidates takes the first M.",
+)
 flags.DEFINE_list("candidates", ["1", "4"], "Numbers of candidate heads M.")
 flags.DEFINE_list("inner_steps", ["2", "5"], "Unrolled steps T.")
 flags.DEFINE_list("modes", ["graph"], "graph (no XLA) and/or xla.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
-flags.DEFINE_integer("input_size", 32, "Side of the square 3-channel input.")
+flags.DEFINE_integer("input_size", 32, "Side of the square input.")
+flags.DEFINE_integer("channels", 3, "Channels of the input.")
 flags.DEFINE_integer("repeats", 3, "Steady-state calls timed (median).")
 flags.DEFINE_bool("first_order", False, "Time the first-order variant.")
 flags.DEFINE_string("output", "", "Where to write the JSON results.")
@@ -73,9 +80,9 @@ def measure(model, num_candidates, inner_steps, mode):
     from localgrad.search import MetaStep, RelaxedSupernet, SupernetState
 
     keras.utils.set_random_seed(0)
-    shape = (FLAGS.input_size, FLAGS.input_size, 3)
+    shape = (FLAGS.input_size, FLAGS.input_size, FLAGS.channels)
     network = localgrad.models.build(model, shape, 10, width=FLAGS.width)
-    heads = [f"light{m + 1}" for m in range(num_candidates)]
+    heads = FLAGS.head_names[:num_candidates]
     head_width = FLAGS.head_width or FLAGS.width
     supernet = RelaxedSupernet(network, heads, head_width)
     steps = MetaStep(
@@ -215,8 +222,9 @@ def main(argv):
         settings=dict(
             width=FLAGS.width,
             head_width=FLAGS.head_width or FLAGS.width,
+            head_names=FLAGS.head_names,
             batch_size=FLAGS.batch_size,
-            input_shape=[FLAGS.input_size, FLAGS.input_size, 3],
+            input_shape=[FLAGS.input_size, FLAGS.input_size, FLAGS.channels],
             repeats=FLAGS.repeats,
             first_order=FLAGS.first_order,
             cpu_count=os.cpu_count(),
