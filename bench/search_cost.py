@@ -1,37 +1,46 @@
-"""Cost of a SEDONA meta-iteration against an ordinary relaxed step.
+"""What a SEDONA search costs before and once it runs.
 
-A meta-iteration (T inner steps, the meta-gradient through them, Adam on
-(alpha, beta), one ordinary relaxed step, the snapshot read from and
-written back to the weight memory) is timed against one ordinary relaxed
-training step of the same supernet (all candidate heads on every non-last
-unit), with XLA on and off. Each mode runs in its own process. Figures:
-median wall times after warm-up, the compile (trace) time of the first
-call, and ratio = meta-iteration / relaxed step. Goal: ratio <= 8 and XLA
-faster than not.
+For every point (network, number of candidate heads M, unrolled steps T,
+XLA or not), in a fresh process of its own:
 
-Run (VGG-19 at full width on 32x32 inputs with one candidate head per
-unit; on 2 CPU cores about 5 minutes without XLA and 20 with it, mostly
-tracing and compiling, and 10 GB of memory for XLA):
+- `first_relaxed_step_seconds`: the first relaxed step (trace, compile
+  and run), what the warm-up waits before its first step;
+- `first_meta_iteration_seconds`: the first meta-iteration after that
+  (the meta-gradient's trace, compile and run, Adam, one relaxed step);
+- `time_to_first_meta_iteration_seconds`: the two together, the wait
+  before the search meta-iterates (the warm-up's own steps excluded);
+- `peak_memory_gb`: the process' peak resident memory (`ru_maxrss`);
+- `relaxed_step_seconds`, `meta_iteration_seconds`: medians of
+  `--repeats` steady-state calls, and their ratio.
 
-    python bench/search_cost.py --model=vgg19 --width=1.0 \
-        --head_width=1.0 --heads=light1 --batch_size=32 --inner_steps=5 \
+Each time also comes as the process' CPU time (`*_cpu_seconds`, all
+threads): tracing is mostly one thread, so on a loaded machine its CPU
+time is closer to what an idle machine's wall time would be. The load
+average is recorded at the start and end of each point: wall times taken
+under load are slower than the machine's.
+
+Full figures (issue 13; on an idle 2-core machine about an hour, the
+ResNet-50 four-candidate points about 2 GB each):
+
+    python bench/search_cost.py --models=vgg19,resnet50 --width=0.25 \
+        --candidates=1,4 --inner_steps=2,5 --modes=graph \
         --output=bench/results/search_cost.json
 
-Prints a table and one JSON line. Tracing time grows with the number of
-candidate heads times T (not with the width), hence one head here; the
-search itself defaults to four.
+Smoke run (seconds):
 
-Measured (2 CPU cores shared with other jobs, load 6-7, so within about
-30 %): graph 1.14 s per relaxed step, 17.6 s per meta-iteration, ratio
-15.4; XLA 9.5 s and 203 s, ratio 21.4 (XLA:CPU's convolutions are far
-slower than TensorFlow's oneDNN kernels). First order (graph): ratio
-12.1. The exact T = 5 meta-gradient replays forward, backward and the
-reverse pass over both for every inner step, about 3 steps' work each, so
-about 3 T + 1 steps per meta-iteration: 8x needs T = 2.
+    python bench/search_cost.py --models=vgg11 --width=0.0625 \
+        --input_size=8 --candidates=1 --inner_steps=1,2 --repeats=1 \
+        --modes=graph,xla --output=/tmp/search_cost.json
+
+The candidate heads are light1..light{M} (the first M of `--head_names`),
+at the network's width (`--head_width`, default = `--width`); batch 32,
+32x32x3 inputs, ten classes. Prints a table and writes the raw JSON to
+`--output`.
 """
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,22 +48,29 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_string("model", "vgg19", "Network (localgrad.models name).")
-flags.DEFINE_float("width", 1.0, "Network width.")
-flags.DEFINE_float("head_width", 1.0, "Width of the candidate heads.")
-flags.DEFINE_list("heads", ["light1", "light2", "light3", "light4"], "Heads.")
+flags.DEFINE_list("models", ["vgg19", "resnet50"], "localgrad.models names.")
+flags.DEFINE_float("width", 0.25, "Network width.")
+flags.DEFINE_float("head_width", None, "Candidate heads' width (= width).")
+flags.DEFINE_list(
+    "head_names",
+    ["light1", "light2", "light3", "light4"],
+    "Candidate heads; a point with M candidates takes the first M.",
+)
+flags.DEFINE_list("candidates", ["1", "4"], "Numbers of candidate heads M.")
+flags.DEFINE_list("inner_steps", ["2", "5"], "Unrolled steps T.")
+flags.DEFINE_list("modes", ["graph"], "graph (no XLA) and/or xla.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
-flags.DEFINE_integer("inner_steps", 5, "T.")
-flags.DEFINE_integer("repeats", 3, "Timed repetitions (median).")
-flags.DEFINE_list("modes", ["xla", "graph"], "xla and/or graph.")
+flags.DEFINE_integer("input_size", 32, "Side of the square input.")
+flags.DEFINE_integer("channels", 3, "Channels of the input.")
+flags.DEFINE_integer("repeats", 3, "Steady-state calls timed (median).")
 flags.DEFINE_bool("first_order", False, "Time the first-order variant.")
 flags.DEFINE_string("output", "", "Where to write the JSON results.")
-flags.DEFINE_string("one", "", "Internal: measure one mode.")
+flags.DEFINE_string("one", "", "Internal: model,M,T,mode of one point.")
 FLAGS = flags.FLAGS
 
 
-def measure(mode):
-    """Measures one mode in this process; returns a dict."""
+def measure(model, num_candidates, inner_steps, mode):
+    """Measures one point in this process; returns a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import numpy as np
@@ -64,33 +80,34 @@ def measure(mode):
     from localgrad.search import MetaStep, RelaxedSupernet, SupernetState
 
     keras.utils.set_random_seed(0)
-    shape = (32, 32, 3)
-    network = localgrad.models.build(FLAGS.model, shape, 10, width=FLAGS.width)
-    supernet = RelaxedSupernet(network, FLAGS.heads, FLAGS.head_width)
+    shape = (FLAGS.input_size, FLAGS.input_size, FLAGS.channels)
+    network = localgrad.models.build(model, shape, 10, width=FLAGS.width)
+    heads = FLAGS.head_names[:num_candidates]
+    head_width = FLAGS.head_width or FLAGS.width
+    supernet = RelaxedSupernet(network, heads, head_width)
     steps = MetaStep(
         supernet, jit_compile=mode == "xla", first_order=FLAGS.first_order
     )
     rows = network.num_units - 1
     alpha = keras.Variable(np.zeros((rows, 2)), dtype="float32")
-    beta = keras.Variable(np.zeros((rows, len(FLAGS.heads))), dtype="float32")
+    beta = keras.Variable(np.zeros((rows, num_candidates)), dtype="float32")
     adam = keras.optimizers.Adam(1e-2, beta_1=0.5, beta_2=0.999)
     adam.build([alpha, beta])
     rng = np.random.default_rng(0)
-    size = (FLAGS.inner_steps + 2, FLAGS.batch_size)
+    size = (inner_steps + 2, FLAGS.batch_size)
     x = rng.normal(size=size + shape).astype("float32")
     y = rng.integers(0, 10, size).astype("int32")
     rate = tf.constant(0.05)
     snapshot = SupernetState.from_layer(supernet).numpy()
-    inner = FLAGS.inner_steps
 
-    def relaxed_step(state):
+    def decisions():
+        return tf.convert_to_tensor(alpha.value), tf.convert_to_tensor(
+            beta.value
+        )
+
+    def relaxed_step(state, index=0):
         new_state, loss = steps.relaxed_step(
-            state,
-            tf.convert_to_tensor(alpha.value),
-            tf.convert_to_tensor(beta.value),
-            x[0],
-            y[0],
-            rate,
+            state, *decisions(), x[index], y[index], rate
         )
         float(loss)
         return new_state
@@ -99,93 +116,126 @@ def measure(mode):
         state = snapshot.tensors()
         _, grad_alpha, grad_beta = steps.meta_gradient(
             state,
-            tf.convert_to_tensor(alpha.value),
-            tf.convert_to_tensor(beta.value),
-            x[:inner],
-            y[:inner],
-            x[inner],
-            y[inner],
+            *decisions(),
+            x[:inner_steps],
+            y[:inner_steps],
+            x[inner_steps],
+            y[inner_steps],
             rate,
         )
         adam.apply([grad_alpha, grad_beta], [alpha, beta])
-        new_state, _ = steps.relaxed_step(
-            state,
-            tf.convert_to_tensor(alpha.value),
-            tf.convert_to_tensor(beta.value),
-            x[inner + 1],
-            y[inner + 1],
-            rate,
-        )
-        return new_state.numpy()
+        return relaxed_step(state, inner_steps + 1).numpy()
 
+    def timed(function, *args):
+        """(wall seconds, CPU seconds of this process) of one call."""
+        start, start_cpu = time.perf_counter(), time.process_time()
+        function(*args)
+        return (
+            time.perf_counter() - start,
+            time.process_time() - start_cpu,
+        )
+
+    load_start = os.getloadavg()[0]
     tensors = snapshot.tensors()
-    start = time.perf_counter()
-    relaxed_step(tensors)
-    step_compile = time.perf_counter() - start
-    start = time.perf_counter()
-    meta_iteration()
-    meta_compile = time.perf_counter() - start
+    first_step, first_step_cpu = timed(relaxed_step, tensors)
+    first_meta, first_meta_cpu = timed(meta_iteration)
     step_times, meta_times = [], []
     for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
-        relaxed_step(tensors)
-        step_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        meta_iteration()
-        meta_times.append(time.perf_counter() - start)
-    step = statistics.median(step_times)
-    meta = statistics.median(meta_times)
+        step_times.append(timed(relaxed_step, tensors))
+        meta_times.append(timed(meta_iteration))
+    step, step_cpu = (statistics.median(t) for t in zip(*step_times))
+    meta, meta_cpu = (statistics.median(t) for t in zip(*meta_times))
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return dict(
+        model=model,
+        units=network.num_units,
+        candidates=num_candidates,
+        inner_steps=inner_steps,
         mode=mode,
-        step_seconds=step,
+        first_relaxed_step_seconds=first_step,
+        first_meta_iteration_seconds=first_meta,
+        time_to_first_meta_iteration_seconds=first_step + first_meta,
+        first_relaxed_step_cpu_seconds=first_step_cpu,
+        first_meta_iteration_cpu_seconds=first_meta_cpu,
+        time_to_first_meta_iteration_cpu_seconds=first_step_cpu
+        + first_meta_cpu,
+        peak_memory_gb=peak_kb / 2**20,
+        relaxed_step_seconds=step,
         meta_iteration_seconds=meta,
+        relaxed_step_cpu_seconds=step_cpu,
+        meta_iteration_cpu_seconds=meta_cpu,
         ratio=meta / step,
-        step_compile_seconds=step_compile,
-        meta_compile_seconds=meta_compile,
+        load_average_start=load_start,
+        load_average_end=os.getloadavg()[0],
     )
+
+
+def points():
+    """Every (model, M, T, mode) the flags ask for."""
+    return [
+        (model, int(m), int(t), mode)
+        for model in FLAGS.models
+        for m in FLAGS.candidates
+        for t in FLAGS.inner_steps
+        for mode in FLAGS.modes
+    ]
+
+
+def run_point(point):
+    """Measures `point` in a subprocess; returns its dict."""
+    model, m, t, mode = point
+    command = [sys.executable, __file__, f"--one={model},{m},{t},{mode}"] + [
+        arg for arg in sys.argv[1:] if not arg.startswith("--output")
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{point} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv):
     del argv
     if FLAGS.one:
-        print(json.dumps(measure(FLAGS.one)))
+        model, m, t, mode = FLAGS.one.split(",")
+        print(json.dumps(measure(model, int(m), int(t), mode)))
         return
+    header = (
+        f"{'model':9} {'M':>2} {'T':>2} {'mode':5} {'to 1st meta s':>13} "
+        f"{'(CPU s)':>8} {'peak GB':>7} {'step s':>7} {'meta s':>7} "
+        f"{'ratio':>5} {'load':>4}"
+    )
+    print(header, flush=True)
     results = []
-    for mode in FLAGS.modes:
-        command = [sys.executable, __file__, f"--one={mode}"] + [
-            arg for arg in sys.argv[1:] if not arg.startswith("--output")
-        ]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"{mode} failed:\n{done.stderr[-3000:]}")
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    setting = dict(
-        model=FLAGS.model,
-        width=FLAGS.width,
-        head_width=FLAGS.head_width,
-        heads=FLAGS.heads,
-        batch_size=FLAGS.batch_size,
-        inner_steps=FLAGS.inner_steps,
-        first_order=FLAGS.first_order,
-        repeats=FLAGS.repeats,
-    )
-    print(
-        f"{'mode':6} {'step s':>8} {'meta-iter s':>12} {'ratio':>6} "
-        f"{'compile step s':>15} {'compile meta s':>15}"
-    )
-    for r in results:
+    for point in points():
+        r = run_point(point)
+        results.append(r)
         print(
-            f"{r['mode']:6} {r['step_seconds']:8.3f} "
-            f"{r['meta_iteration_seconds']:12.3f} {r['ratio']:6.2f} "
-            f"{r['step_compile_seconds']:15.1f} "
-            f"{r['meta_compile_seconds']:15.1f}"
+            f"{r['model']:9} {r['candidates']:2d} {r['inner_steps']:2d} "
+            f"{r['mode']:5} {r['time_to_first_meta_iteration_seconds']:13.1f} "
+            f"{r['time_to_first_meta_iteration_cpu_seconds']:8.1f} "
+            f"{r['peak_memory_gb']:7.2f} {r['relaxed_step_seconds']:7.3f} "
+            f"{r['meta_iteration_seconds']:7.3f} {r['ratio']:5.1f} "
+            f"{r['load_average_start']:4.1f}",
+            flush=True,
         )
-    line = json.dumps(dict(setting, results=results))
-    print(line)
+    report = dict(
+        settings=dict(
+            width=FLAGS.width,
+            head_width=FLAGS.head_width or FLAGS.width,
+            head_names=FLAGS.head_names,
+            batch_size=FLAGS.batch_size,
+            input_shape=[FLAGS.input_size, FLAGS.input_size, FLAGS.channels],
+            repeats=FLAGS.repeats,
+            first_order=FLAGS.first_order,
+            cpu_count=os.cpu_count(),
+        ),
+        results=results,
+    )
     if FLAGS.output:
         os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
         with open(FLAGS.output, "w") as file:
-            file.write(line + "\n")
+            json.dump(report, file, indent=1)
+            file.write("\n")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,16 @@ def _train_bn_statistics(head, features):
 
 def test_head_names_are_the_methods_heads():
     assert set(heads.HEAD_NAMES) == {
-        "mlp_sr", "mlp", "cnn", "cnn1", "light1", "light2", "light3",
-        "light4", "predsim", "linear",
+        "mlp_sr",
+        "mlp",
+        "cnn",
+        "cnn1",
+        "light1",
+        "light2",
+        "light3",
+        "light4",
+        "predsim",
+        "linear",
     }
 
 
@@ -60,8 +68,11 @@ def test_builds_on_a_map_and_outputs_logits(name):
 
 @pytest.mark.parametrize(
     "name,shape",
-    [(name, shape) for name, shapes in CLAIMED_SHAPES.items()
-     for shape in shapes],
+    [
+        (name, shape)
+        for name, shapes in CLAIMED_SHAPES.items()
+        for shape in shapes
+    ],
 )
 def test_builds_on_claimed_shapes(name, shape):
     head = heads.build(name, shape, NUM_CLASSES)
@@ -89,26 +100,112 @@ def test_every_trainable_weight_gets_a_gradient(name):
         assert float(tf.reduce_max(tf.abs(gradient))) > 1e-6, weight.path
 
 
-@pytest.mark.parametrize("depth", [1, 2, 3, 4])
-def test_light_head_has_depth_minus_one_inverted_residual_blocks(depth):
+@pytest.mark.parametrize(
+    "depth,layout",
+    [
+        (1, []),
+        (2, [(4, 4, 1)]),
+        (3, [(4, 4, 1), (4, 6, 2)]),
+        (4, [(4, 4, 1), (4, 6, 2), (6, 6, 1)]),
+    ],
+)
+def test_light_head_blocks_are_the_authors(depth, layout):
+    # P = 16 // 4 = 4: stride 1 first, stride 2 on odd blocks widening by
+    # P // 2 = 2, residual on the stride-1 blocks of unchanged width.
     head = heads.build(f"light{depth}", MAP_SHAPE, NUM_CLASSES)
     blocks = [
-        layer for layer in head._flatten_layers(include_self=False)
+        layer
+        for layer in head._flatten_layers(include_self=False)
         if isinstance(layer, heads.InvertedResidual)
     ]
-    assert len(blocks) == depth - 1
-    reduced = MAP_SHAPE[-1] // 4
-    if blocks:
-        assert blocks[0].strides == 2
-        assert blocks[0].filters == 2 * reduced
-        assert all(block.strides == 1 for block in blocks[1:])
-        assert all(block.use_residual for block in blocks[1:])
-        assert not blocks[0].use_residual
+    assert blocks == head.blocks
+    got = [(b.input_channels, b.filters, b.strides) for b in blocks]
+    assert got == layout
+    assert [b.use_residual for b in blocks] == [s == 1 for *_, s in layout]
+
+
+def test_light_head_keeps_stride_one_on_a_map_too_small_to_halve():
+    # 2x2 -> 1x1 after the depthwise conv: block 1 cannot halve it.
+    head = heads.build("light4", (2, 2, 16), NUM_CLASSES)
+    assert [(b.filters, b.strides) for b in head.blocks] == [
+        (4, 1),
+        (4, 1),
+        (4, 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    "depth,count", [(1, 6793), (2, 7205), (3, 8679), (4, 9393)]
+)
+def test_light_head_parameter_count_matches_a_hand_count(depth, count):
+    # (8, 8, 16) in, 5 classes, width 1 (512 last channels), P = 4. Every
+    # BN holds 4 values per channel (gamma, beta, mean, variance), the
+    # blocks' projection BN 3 (no beta).
+    # Stem: 1x1 conv 16*4 + BN 4*4 + depthwise 9*4 + BN 4*4 = 132.
+    # Block P -> P, stride 1: 1x1 4*16 + BN 16*4 + depthwise 9*16 + BN 16*4
+    # + 1x1 16*4 + BN 4*3 = 412. Block 4 -> 6: 64 + 64 + 144 + 64 + 16*6
+    # + 6*3 = 450. Block 6 -> 6: 6*24 + 24*4 + 9*24 + 24*4 + 24*6 + 6*3
+    # = 714. Tail: 1x1 conv c*512 + BN 512*4 + Dense 512*5 + 5.
+    def tail(channels):
+        return channels * 512 + 512 * 4 + 512 * 5 + 5
+
+    blocks = {1: 0, 2: 412, 3: 412 + 450, 4: 412 + 450 + 714}[depth]
+    last_channels = {1: 4, 2: 4, 3: 6, 4: 6}[depth]
+    assert count == 132 + blocks + tail(last_channels)
+    head = heads.build(f"light{depth}", MAP_SHAPE, NUM_CLASSES)
+    assert head.count_params() == count
+
+
+def test_inverted_residual_uses_relu_not_relu6():
+    block = heads.InvertedResidual(input_channels=1, filters=1, expansion=1)
+    block.build((None, 1, 1, 1))
+    block.expand.kernel.assign([[[[10.0]]]])
+    block.depthwise.kernel.assign(np.full((3, 3, 1, 1), 1.0))
+    block.project.kernel.assign([[[[1.0]]]])
+    # Inference mode with unit statistics: every BN is the identity (up to
+    # epsilon), so the output is x + relu(relu(10 x)): 1 + 10 for x = 1,
+    # where ReLU6 would give 1 + 6.
+    out = block(np.ones((1, 1, 1, 1), "float32"), training=False)
+    np.testing.assert_allclose(out, [[[[11.0]]]], rtol=1e-4)
+
+
+BATCH_NORM_HEADS = [
+    "mlp_sr",
+    "mlp",
+    "cnn",
+    "light1",
+    "light2",
+    "light3",
+    "light4",
+]
+
+
+def _batch_norms(layer):
+    return [
+        sub
+        for sub in layer._flatten_layers(include_self=False)
+        if isinstance(sub, keras.layers.BatchNormalization)
+    ]
+
+
+@pytest.mark.parametrize("name", heads.HEAD_NAMES)
+def test_every_head_batch_norm_has_the_units_momentum(name):
+    head = heads.build(name, MAP_SHAPE, NUM_CLASSES)
+    norms = _batch_norms(head)
+    assert bool(norms) == (name in BATCH_NORM_HEADS)
+    assert head.bn_momentum == 0.9
+    for norm in norms:
+        assert norm.momentum == 0.9, norm.path
+        assert norm.epsilon == 1e-5, norm.path
+    custom = heads.build(name, MAP_SHAPE, NUM_CLASSES, bn_momentum=0.99)
+    assert all(norm.momentum == 0.99 for norm in _batch_norms(custom))
+    clone = type(custom).from_config(custom.get_config())
+    assert all(norm.momentum == 0.99 for norm in _batch_norms(clone))
 
 
 def test_inverted_residual_shapes():
-    block = heads.InvertedResidual(input_channels=4, filters=8, strides=2)
-    assert tuple(block(_features((5, 5, 4))).shape) == (4, 3, 3, 8)
+    block = heads.InvertedResidual(input_channels=4, filters=6, strides=2)
+    assert tuple(block(_features((5, 5, 4))).shape) == (4, 3, 3, 6)
     assert block.expand.filters == 16  # expansion 4
 
 
@@ -216,6 +313,7 @@ def test_unknown_name_lists_known_names():
         ({"input_shape": (8, 0, 4)}, "'light2' needs .* positive"),
         ({"input_shape": (8, 8)}, r"\(H, W, C\)"),
         ({"width_mult": 0.0}, "width_mult"),
+        ({"bn_momentum": 1.0}, "bn_momentum"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
@@ -260,14 +358,19 @@ def test_predsim_local_loss_is_predsim_loss_of_its_branches():
     loss, logits = head.local_loss(features, labels, sample_weight=weights)
     np.testing.assert_allclose(logits, head(features), rtol=1e-6)
     expected = losses.predsim_loss(
-        head(features), head.similarity_conv(features), labels,
-        NUM_CLASSES, beta=0.99, sample_weight=weights,
+        head(features),
+        head.similarity_conv(features),
+        labels,
+        NUM_CLASSES,
+        beta=0.99,
+        sample_weight=weights,
     )
     np.testing.assert_allclose(loss, expected, rtol=1e-6)
     assert loss.shape == ()
     assert not any(
         hasattr(heads.build(n, MAP_SHAPE, 2), "local_loss")
-        for n in heads.HEAD_NAMES if n != "predsim"
+        for n in heads.HEAD_NAMES
+        if n != "predsim"
     )
 
 
@@ -308,9 +411,7 @@ def test_compiled_predsim_local_loss_matches_eager(mode):
         jit_compile=mode == "jit_compile",
     )
     eager, _ = head.local_loss(features, labels, sample_weight=weights)
-    np.testing.assert_allclose(
-        run(features, labels, weights), eager, rtol=1e-4
-    )
+    np.testing.assert_allclose(run(features, labels, weights), eager, rtol=1e-4)
 
 
 def test_model_with_every_head_round_trips_through_keras_file(tmp_path):
@@ -326,9 +427,7 @@ def test_model_with_every_head_round_trips_through_keras_file(tmp_path):
     path = tmp_path / "heads.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    for expected, actual in zip(
-        model(features), loaded(features), strict=True
-    ):
+    for expected, actual in zip(model(features), loaded(features), strict=True):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
     for head in built:
         twin = loaded.get_layer(head.name)
@@ -339,3 +438,18 @@ def test_model_with_every_head_round_trips_through_keras_file(tmp_path):
         model.get_layer("head_predsim").local_loss(features, _labels())[0],
         rtol=1e-5,
     )
+
+
+def test_heads_a_greedy_model_and_a_supernet_build_use_the_units_momentum():
+    import localgrad
+    from localgrad.search import RelaxedSupernet
+
+    network = localgrad.models.build("vgg11", (16, 16, 1), 3, width=0.0625)
+    model = localgrad.GreedyModel(network, num_blocks=3, heads="mlp_sr")
+    supernet = RelaxedSupernet(network, heads=("light2", "mlp"))
+    built = list(model.heads) + [
+        head for unit in supernet.candidate_heads for head in unit
+    ]
+    norms = [norm for head in built for norm in _batch_norms(head)]
+    assert len(norms) > 20
+    assert {norm.momentum for norm in norms} == {0.9}

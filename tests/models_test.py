@@ -101,17 +101,48 @@ def test_vgg_classifier_depends_on_input_size():
         )
         == 2
     )
-    # The ImageNet classifier flattens the 2×2×8 map left by 5 pools of 64.
-    assert large.unit_output_shapes[-1] == (2, 2, 8)
+    # The ImageNet classifier pools the last unit's 4×4×8 map (after 4
+    # pools of 64) and flattens 2×2×8.
+    assert large.unit_output_shapes[-1] == (4, 4, 8)
+    assert isinstance(large.classifier.layers[0], keras.layers.MaxPooling2D)
     assert large_dense[0].kernel.shape == (2 * 2 * 8, 64)
 
 
-def test_vgg_pools_after_the_right_units():
+def test_vgg_max_pools_open_the_units_after_them():
     net = models.build("vgg19", (32, 32, 3), 10, width=WIDTH)
-    pooled = [unit.pool for unit in net.units]
-    assert [i for i, p in enumerate(pooled) if p] == [1, 3, 7, 11, 15]
-    assert net.unit_output_shapes[1] == (16, 16, 8)
-    assert net.unit_output_shapes[-1] == (1, 1, 64)
+    # "64 64 M 128 128 M 256 256 256 256 M 512 ... M 512 ... M": the
+    # units after a pool are 2, 4, 8 and 12; the last pool opens the
+    # classifier.
+    pooled = [unit.pool_first for unit in net.units]
+    assert [i for i, p in enumerate(pooled) if p] == [2, 4, 8, 12]
+    assert net.num_units == 16
+    # A unit before a pool hands on its map before pooling.
+    assert net.unit_output_shapes[1] == (32, 32, 8)
+    assert net.unit_output_shapes[2] == (16, 16, 16)
+    assert net.unit_output_shapes[3] == (16, 16, 16)
+    assert net.unit_output_shapes[-1] == (2, 2, 64)
+    layer = net.classifier.layers[0]
+    assert isinstance(layer, keras.layers.MaxPooling2D)
+    assert net(_images(2, (32, 32, 3))).shape == (2, 10)
+
+
+def test_vgg_unit_with_a_pool_pools_then_convolves():
+    unit = models.ConvBNReLU(2, pool_first=True)
+    images = _images(1, (4, 4, 1))
+    out = unit(images, training=False)
+    assert out.shape == (1, 2, 2, 2)
+    # By hand: max over each 2×2 window, then the 3×3 conv ("same"), then
+    # BN at its initial statistics (x / sqrt(1 + 1e-5)) and ReLU.
+    pooled = images[0, :, :, 0].reshape(2, 2, 2, 2).max(axis=(1, 3))
+    padded = np.pad(pooled, 1)
+    kernel = np.asarray(unit.conv.kernel)[:, :, 0, :]
+    want = np.zeros((2, 2, 2))
+    for i in range(2):
+        for j in range(2):
+            window = padded[i : i + 3, j : j + 3, None]
+            want[i, j] = np.sum(window * kernel, axis=(0, 1))
+    want = np.maximum(want / np.sqrt(1 + 1e-5), 0)
+    np.testing.assert_allclose(out[0], want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("width", [0.25, 0.5, 0.001])

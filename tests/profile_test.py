@@ -56,10 +56,11 @@ def test_residual_unit_flops_follow_the_formula(resnet):
 def test_input_shape_overrides_the_example_shape(vgg):
     small = profile(vgg)
     large = profile(vgg, input_shape=(64, 64, 3))
-    # vgg11 pools right after its first convolution.
-    assert small[0].output_shape == (16, 16, 8)
-    assert large[0].output_shape == (32, 32, 8)
-    assert large[-1].output_shape == (2, 2, 64)
+    # vgg11's first unit hands on its map before the pool that opens
+    # the second; the last unit's map is before the classifier's pool.
+    assert small[0].output_shape == (32, 32, 8)
+    assert large[0].output_shape == (64, 64, 8)
+    assert large[-1].output_shape == (4, 4, 64)
     assert [b.flops for b in large] == [4 * a.flops for a in small]
 
 

@@ -2,7 +2,9 @@
 
 import glob
 import json
+import logging
 import os
+import re
 
 import keras
 import numpy as np
@@ -29,7 +31,7 @@ def _search(seed=0, **overrides):
     keras.utils.set_random_seed(seed)
     units = [
         ConvBNReLU(4, name="unit_00"),
-        ConvBNReLU(8, pool=True, name="unit_01"),
+        ConvBNReLU(8, pool_first=True, name="unit_01"),
         ConvBNReLU(8, name="unit_02"),
     ]
     classifier = keras.Sequential(
@@ -157,3 +159,26 @@ def test_bad_settings_and_data_are_refused(digits):
     x, y = digits
     with pytest.raises(ValueError, match="input shape"):
         _search().run(x[:, :4], y)
+
+
+def test_first_calls_of_the_compiled_steps_are_announced_and_timed(
+    digits, caplog
+):
+    search = _search(warmup_steps=4, memory_size=2, meta_iterations=3)
+    with caplog.at_level(logging.INFO):
+        search.run(*digits)
+    messages = [record.getMessage() for record in caplog.records]
+    for what in ("the relaxed step", "the first meta-iteration"):
+        before = [m for m in messages if m.startswith(f"Preparing {what} (")]
+        after = [
+            m
+            for m in messages
+            if re.fullmatch(
+                f"Prepared {what} in [0-9.]+ s \\(traced, compiled and "
+                "run once\\).",
+                m,
+            )
+        ]
+        assert len(before) == 1 and len(after) == 1, what
+        assert messages.index(before[0]) < messages.index(after[0])
+    assert "no XLA" in " ".join(messages)

@@ -4,6 +4,8 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.models.units import BN_EPSILON, BN_MOMENTUM
+
 
 @keras.saving.register_keras_serializable(package="localgrad")
 class Head(keras.layers.Layer):
@@ -21,10 +23,15 @@ class Head(keras.layers.Layer):
         num_classes: Number of classes n; the head outputs `(batch, n)`.
         kind: The head's registry name for error messages, when it is not
             the class's `head_name` (e.g. "light3").
+        bn_momentum: Momentum of the head's BatchNormalization layers'
+            moving statistics; the units' 0.9 by default (PyTorch's 0.1,
+            as in the authors' code; Keras' own default 0.99 lags behind
+            weights that move fast in greedy training).
         **kwargs: Passed to `keras.layers.Layer` (e.g. `name`, `dtype`).
 
     Raises:
-        ValueError: if the shape has a non-positive size or `num_classes < 1`.
+        ValueError: if the shape has a non-positive size, `num_classes < 1`
+            or `bn_momentum` is outside [0, 1).
     """
 
     head_name = "head"
@@ -34,10 +41,18 @@ class Head(keras.layers.Layer):
         input_shape: Sequence[int],
         num_classes: int,
         kind: str | None = None,
+        bn_momentum: float = BN_MOMENTUM,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.head_name = kind or type(self).head_name
+        if not 0.0 <= bn_momentum < 1.0:
+            raise ValueError(
+                f"Head '{self.head_name}' needs bn_momentum in [0, 1) (the "
+                f"weight of the old moving statistics, e.g. {BN_MOMENTUM}); "
+                f"got {bn_momentum!r}."
+            )
+        self.bn_momentum = float(bn_momentum)
         shape = tuple(input_shape)
         if not shape or any(
             not isinstance(size, int) or size < 1 for size in shape
@@ -67,12 +82,38 @@ class Head(keras.layers.Layer):
         config.update(
             input_shape=list(self.feature_shape),
             num_classes=self.num_classes,
+            bn_momentum=self.bn_momentum,
         )
         return config
 
     def _sublayer_kwargs(self) -> dict:
         """Keyword arguments that give a sublayer this head's dtype policy."""
         return {"dtype": self.dtype_policy}
+
+    def _batch_norm(self, **kwargs) -> keras.layers.BatchNormalization:
+        """A BatchNormalization sublayer with this head's momentum."""
+        return batch_norm(self.bn_momentum, **self._sublayer_kwargs(), **kwargs)
+
+
+def batch_norm(momentum: float, **kwargs) -> keras.layers.BatchNormalization:
+    """A head's batch normalization: the units' epsilon and `momentum`.
+
+    Example:
+
+    ```python
+    batch_norm(0.9, center=False)
+    ```
+
+    Args:
+        momentum: Momentum of the moving statistics.
+        **kwargs: Passed to `keras.layers.BatchNormalization`.
+
+    Returns:
+        A `keras.layers.BatchNormalization`.
+    """
+    return keras.layers.BatchNormalization(
+        momentum=momentum, epsilon=BN_EPSILON, **kwargs
+    )
 
 
 def require_spatial(

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import keras
 
-from localgrad.heads.base import Head, require_spatial
+from localgrad.heads.base import Head, batch_norm, require_spatial
 from localgrad.heads.pooling import AdaptiveAveragePooling2D
 
 # Cap on the hidden width of the `mlp` head. A VGG's last map (2x2x512
@@ -16,7 +16,7 @@ MLP_MAX_HIDDEN_UNITS = 1024
 
 
 def conv_bn_relu(
-    filters: int, kernel_size: int, count: int, **kwargs
+    filters: int, kernel_size: int, count: int, bn_momentum: float, **kwargs
 ) -> list[keras.layers.Layer]:
     """`count` x (conv without bias, BatchNorm, ReLU), as a flat list."""
     layers = []
@@ -25,21 +25,21 @@ def conv_bn_relu(
             keras.layers.Conv2D(
                 filters, kernel_size, padding="same", use_bias=False, **kwargs
             ),
-            keras.layers.BatchNormalization(**kwargs),
+            batch_norm(bn_momentum, **kwargs),
             keras.layers.ReLU(**kwargs),
         ]
     return layers
 
 
 def dense_bn_relu(
-    units: int, count: int, **kwargs
+    units: int, count: int, bn_momentum: float, **kwargs
 ) -> list[keras.layers.Layer]:
     """`count` x (Dense without bias, BatchNorm, ReLU), as a flat list."""
     layers = []
     for _ in range(count):
         layers += [
             keras.layers.Dense(units, use_bias=False, **kwargs),
-            keras.layers.BatchNormalization(**kwargs),
+            batch_norm(bn_momentum, **kwargs),
             keras.layers.ReLU(**kwargs),
         ]
     return layers
@@ -82,9 +82,7 @@ class MLPSRHead(Head):
 
     head_name = "mlp_sr"
 
-    def __init__(
-        self, input_shape: Sequence[int], num_classes: int, **kwargs
-    ):
+    def __init__(self, input_shape: Sequence[int], num_classes: int, **kwargs):
         super().__init__(input_shape, num_classes, **kwargs)
         height, width, channels = require_spatial(
             self.head_name, self.feature_shape
@@ -93,11 +91,11 @@ class MLPSRHead(Head):
         second = (min(first[0], 2), min(first[1], 2))
         sub = self._sublayer_kwargs()
         self.first_pool = AdaptiveAveragePooling2D(first, **sub)
-        self.conv_layers = conv_bn_relu(channels, 1, 3, **sub)
+        self.conv_layers = conv_bn_relu(channels, 1, 3, self.bn_momentum, **sub)
         self.second_pool = AdaptiveAveragePooling2D(second, **sub)
         self.flatten = keras.layers.Flatten(**sub)
         self.dense_layers = dense_bn_relu(
-            channels * second[0] * second[1], 3, **sub
+            channels * second[0] * second[1], 3, self.bn_momentum, **sub
         )
         self.classifier = keras.layers.Dense(num_classes, **sub)
         self.build((None,) + self.feature_shape)
@@ -167,7 +165,9 @@ class MLPHead(Head):
                 f"{hidden_units!r}."
             )
         self.hidden_units = hidden_units
-        self.dense_layers = dense_bn_relu(hidden_units, 3, **sub)
+        self.dense_layers = dense_bn_relu(
+            hidden_units, 3, self.bn_momentum, **sub
+        )
         self.classifier = keras.layers.Dense(num_classes, **sub)
         self.build((None,) + self.feature_shape)
 
@@ -209,18 +209,16 @@ class CNNHead(Head):
 
     head_name = "cnn"
 
-    def __init__(
-        self, input_shape: Sequence[int], num_classes: int, **kwargs
-    ):
+    def __init__(self, input_shape: Sequence[int], num_classes: int, **kwargs):
         super().__init__(input_shape, num_classes, **kwargs)
         _, _, channels = require_spatial(
             self.head_name, self.feature_shape, min_size=2
         )
         sub = self._sublayer_kwargs()
-        self.conv_layers = conv_bn_relu(channels, 3, 2, **sub)
+        self.conv_layers = conv_bn_relu(channels, 3, 2, self.bn_momentum, **sub)
         self.pool = AdaptiveAveragePooling2D((2, 2), **sub)
         self.flatten = keras.layers.Flatten(**sub)
-        self.norm = keras.layers.BatchNormalization(**sub)
+        self.norm = self._batch_norm()
         self.classifier = keras.layers.Dense(num_classes, **sub)
         self.build((None,) + self.feature_shape)
 

@@ -29,9 +29,7 @@ class LinearHead(Head):
 
     head_name = "linear"
 
-    def __init__(
-        self, input_shape: Sequence[int], num_classes: int, **kwargs
-    ):
+    def __init__(self, input_shape: Sequence[int], num_classes: int, **kwargs):
         super().__init__(input_shape, num_classes, **kwargs)
         sub = self._sublayer_kwargs()
         if len(self.feature_shape) == 1:

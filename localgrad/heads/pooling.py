@@ -107,4 +107,3 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
         config = super().get_config()
         config.update(output_size=list(self.output_size))
         return config
-

@@ -75,7 +75,9 @@ def build(
             ignore it.
         layer_name: The Keras name of the layer (`name` is the head's
             kind); None for a unique default.
-        **kwargs: Passed to the head layer (e.g. `dtype`).
+        **kwargs: Passed to the head layer: e.g. `dtype`, or
+            `bn_momentum`, the momentum of its BatchNorm statistics (0.9
+            by default, as the units').
 
     Returns:
         A built `keras.layers.Layer`.

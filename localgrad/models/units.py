@@ -1,10 +1,10 @@
 """Plain (non-residual) units: conv-BN-ReLU and Dense-BN-ReLU.
 
 A unit is the smallest piece of a network a block boundary can fall after.
-These two cover VGG (one unit per convolution, the following max-pool merged
-in) and the MLP (one unit per hidden layer, the input flatten merged into the
-first). Batch normalization uses momentum 0.9 and epsilon 1e-5, the values of
-the PyTorch code the papers were run with.
+These two cover VGG (one unit per convolution, a max-pool opening the unit
+after it) and the MLP (one unit per hidden layer, the input flatten merged
+into the first). Batch normalization uses momentum 0.9 and epsilon 1e-5,
+the values of the PyTorch code the papers were run with.
 """
 
 import keras
@@ -32,16 +32,18 @@ def build_chain(layers, input_shape):
 
 @keras.saving.register_keras_serializable(package="localgrad")
 class ConvBNReLU(keras.layers.Layer):
-    """Convolution, batch normalization and ReLU, then an optional max-pool.
+    """An optional max-pool, then convolution, batch normalization and ReLU.
 
-    The convolution has no bias (the batch normalization supplies it) and
-    "same" padding. The pool is 2×2 with stride 2 and "same" padding, so that
-    odd sides (7 → 4 on 28×28 inputs) work.
+    The pool opens the unit, as in the VGG of SEDONA's and DGL's code: the
+    unit before a pool hands on (and a head after it reads) the map before
+    pooling. The pool is 2×2 with stride 2 and "same" padding, so that odd
+    sides (7 → 4 on 28×28 inputs) work. The convolution has no bias (the
+    batch normalization supplies it) and "same" padding.
 
     Example:
 
     ```python
-    unit = ConvBNReLU(64, pool=True, name="unit_00")
+    unit = ConvBNReLU(64, pool_first=True, name="unit_02")
     unit(keras.ops.ones((8, 32, 32, 3))).shape  # (8, 16, 16, 64)
     ```
 
@@ -49,7 +51,7 @@ class ConvBNReLU(keras.layers.Layer):
         filters: Number of output channels.
         kernel_size: Side of the square convolution kernel.
         strides: Stride of the convolution.
-        pool: Whether a 2×2 max-pool follows the ReLU.
+        pool_first: Whether a 2×2 max-pool opens the unit.
         **kwargs: Passed to `keras.layers.Layer` (e.g. `name`).
     """
 
@@ -60,14 +62,14 @@ class ConvBNReLU(keras.layers.Layer):
         filters: int,
         kernel_size: int = 3,
         strides: int = 1,
-        pool: bool = False,
+        pool_first: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
-        self.pool = pool
+        self.pool_first = pool_first
         self.conv = keras.layers.Conv2D(
             filters,
             kernel_size,
@@ -80,12 +82,13 @@ class ConvBNReLU(keras.layers.Layer):
         self.bn = batch_norm("bn")
         self.max_pool = (
             keras.layers.MaxPooling2D(2, 2, padding="same", name="pool")
-            if pool
+            if pool_first
             else None
         )
 
     def _chain(self):
-        return [self.conv, self.bn] + ([self.max_pool] if self.pool else [])
+        pool = [self.max_pool] if self.pool_first else []
+        return pool + [self.conv, self.bn]
 
     def build(self, input_shape):
         build_chain(self._chain(), input_shape)
@@ -97,11 +100,11 @@ class ConvBNReLU(keras.layers.Layer):
         return tuple(shape)
 
     def call(self, inputs, training=None):
-        features = self.conv(inputs)
-        features = keras.ops.relu(self.bn(features, training=training))
+        features = inputs
         if self.max_pool is not None:
             features = self.max_pool(features)
-        return features
+        features = self.conv(features)
+        return keras.ops.relu(self.bn(features, training=training))
 
     def get_config(self):
         config = super().get_config()
@@ -109,7 +112,7 @@ class ConvBNReLU(keras.layers.Layer):
             filters=self.filters,
             kernel_size=self.kernel_size,
             strides=self.strides,
-            pool=self.pool,
+            pool_first=self.pool_first,
         )
         return config
 

@@ -34,10 +34,13 @@ def build_vgg(
 ) -> Network:
     """Builds a VGG with batch normalization.
 
-    One unit per 3×3 conv-BN-ReLU; each max-pool is merged into the unit before
-    it (VGG-19: 16 units, VGG-16: 13, VGG-13: 10, VGG-11: 8). Small inputs
-    (shorter side under 64) get the CIFAR classifier, global average pool +
-    Dense(n); larger ones the ImageNet classifier, flatten + 2 × (Dense
+    One unit per 3×3 conv-BN-ReLU (VGG-19: 16 units, VGG-16: 13, VGG-13: 10,
+    VGG-11: 8). Each max-pool opens the unit after it, as in the VGG of
+    SEDONA's and DGL's code, so a unit before a pool hands on its map
+    before pooling (and a head there reads that map); the last max-pool
+    opens the classifier. Small inputs (shorter side under 64) get the
+    CIFAR classifier, max-pool + global average pool + Dense(n); larger
+    ones the ImageNet classifier, max-pool + flatten + 2 × (Dense
     `4096 * width`, ReLU, Dropout 0.5) + Dense(n).
 
     Example:
@@ -69,15 +72,18 @@ def build_vgg(
     for index, entry in enumerate(layout):
         if entry == "M":
             continue
-        pool = index + 1 < len(layout) and layout[index + 1] == "M"
         units.append(
             ConvBNReLU(
-                scale(int(entry), width), pool=pool, name=unit_name(len(units))
+                scale(int(entry), width),
+                pool_first=index > 0 and layout[index - 1] == "M",
+                name=unit_name(len(units)),
             )
         )
+    last_pool = keras.layers.MaxPooling2D(2, 2, padding="same", name="max_pool")
     if is_small_input(shape):
         classifier = keras.Sequential(
             [
+                last_pool,
                 keras.layers.GlobalAveragePooling2D(name="pool"),
                 keras.layers.Dense(num_classes, name="logits"),
             ],
@@ -87,6 +93,7 @@ def build_vgg(
         hidden = scale(IMAGENET_HIDDEN, width)
         classifier = keras.Sequential(
             [
+                last_pool,
                 keras.layers.Flatten(name="flatten"),
                 keras.layers.Dense(hidden, activation="relu", name="fc1"),
                 keras.layers.Dropout(0.5, name="dropout1"),

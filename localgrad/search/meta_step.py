@@ -5,11 +5,16 @@ weight tensors with Keras 3's `stateless_call`, T momentum-SGD steps (with
 weight decay) are taken on those tensors, and BatchNorm's moving statistics
 are read but never updated (each inner step normalizes with its batch's
 statistics; the new moving statistics `stateless_call` returns are
-dropped). An outer `tf.GradientTape` records the whole unroll, inner tapes
-included, so the objective after T steps differentiates with respect to
-(alpha, beta). Two details keep those second derivatives exact: the gates
-detach for the inner tape only (`gates.tape_detach`), and batch moments
-are taken without `tf.nn.moments`' stop-gradient (`exact_moments`).
+dropped). Each inner step is one call of the compiled relaxed step, so
+what is traced and compiled is one step and one objective, whatever T. An
+outer `tf.GradientTape` records the T calls and the objective's, and
+TensorFlow differentiates each call with a backward function (the inner
+step's gradient differentiated again) built once per compiled step, so the
+objective after T steps differentiates with respect to (alpha, beta)
+through the whole unroll. Two details keep those second derivatives exact:
+the gates detach for the inner tape only (`gates.tape_detach`), and batch
+moments are taken without `tf.nn.moments`' stop-gradient
+(`exact_moments`).
 """
 
 import functools
@@ -42,14 +47,20 @@ class MetaStep:
     each inner update and drops the second-order terms through the weights
     (Hessian-vector products); with T = 1 it is exact.
 
+    `relaxed_step` (the warm-up's and each meta-iteration's ordinary
+    step), `inner_step` (one step of the unroll) and the objectives are
+    compiled functions, each traced once; `meta_gradient` calls them T + 1
+    times under an outer tape.
+
     Example:
 
     ```python
     steps = MetaStep(supernet, momentum=0.9, weight_decay=1e-4,
                      label_smoothing=0.1)
-    state, loss = steps.relaxed_step(state, alpha, beta, x, y, 0.1)
+    rate = tf.constant(0.1)  # A tensor: a float would retrace per value.
+    state, loss = steps.relaxed_step(state, alpha, beta, x, y, rate)
     value, grad_alpha, grad_beta = steps.meta_gradient(
-        state, alpha, beta, train_x, train_y, valid_x, valid_y, 0.1)
+        state, alpha, beta, train_x, train_y, valid_x, valid_y, rate)
     ```
 
     Args:
@@ -97,8 +108,9 @@ class MetaStep:
             network.non_trainable_variables, supernet.non_trainable_variables
         )
         self.relaxed_step = self._compile(self._relaxed_step)
-        self.meta_gradient = self._compile(self._meta_gradient)
-        self.unrolled_objective = self._compile(self._unrolled_objective)
+        self.inner_step = self._compile(self._inner_step)
+        self._train_objective = self._compile(self._train_loss)
+        self._valid_objective = self._compile(self._valid_loss)
 
     def _compile(self, function):
         @functools.wraps(function)
@@ -174,7 +186,37 @@ class MetaStep:
             loss,
         )
 
-    def _unrolled_objective(
+    def _inner_step(
+        self,
+        trainable,
+        non_trainable,
+        velocities,
+        alpha,
+        beta,
+        x,
+        y,
+        learning_rate,
+    ):
+        """One step of the unroll: `(new_trainable, new_velocities)`.
+
+        The relaxed step without its loss and new BatchNorm statistics:
+        under the outer tape, TensorFlow differentiates every output of a
+        compiled call, and those two would cost a backward pass of zeros.
+        """
+        _, gradients, _ = self._loss_and_gradients(
+            trainable, non_trainable, self._probs(alpha, beta), x, y
+        )
+        new_trainable, new_velocities = sgd_momentum_step(
+            trainable,
+            velocities,
+            gradients,
+            learning_rate,
+            self.momentum,
+            self.weight_decay,
+        )
+        return tuple(new_trainable), tuple(new_velocities)
+
+    def unrolled_objective(
         self,
         state,
         alpha,
@@ -187,55 +229,80 @@ class MetaStep:
     ):
         """The objective after T inner steps (T = len(train_x)).
 
-        The T steps are unrolled in the traced graph, so tracing and XLA
-        compilation take about T times a step's. (A `tf.while_loop` would
-        trace one step, but XLA cannot compile the gradient of some heads'
-        ops inside it, and TensorFlow's graph runtime fails on it in large
-        graphs: grappler turns gradient sums into `AccumulateNV2`, whose
-        temporary variables collide across calls.)
-        """
-        probs = self._probs(alpha, beta)
-        num_steps = train_x.shape[0]
-        updates = num_steps - int(self.objective == "train_last")
+        Each inner step is a call of the compiled `inner_step` (the
+        relaxed step without its loss and new BatchNorm statistics), and
+        the objective one of a compiled objective function: both are
+        traced once, whatever T.
+        Under an outer tape, TensorFlow records each call as one
+        operation and differentiates it with a backward function built
+        once per compiled step, so the meta-gradient's graph does not
+        grow with T either (only the T calls' saved tensors do).
 
+        Args:
+            state: The `SupernetState` the unroll starts from.
+            alpha: `(L - 1, 2)` tensor.
+            beta: `(L - 1, M)` tensor.
+            train_x: `(T, B, ...)` training batches.
+            train_y: `(T, B)` their labels.
+            valid_x: `(B, ...)` the validation batch.
+            valid_y: `(B,)` its labels.
+            learning_rate: Scalar tensor, the inner SGD's rate.
+
+        Returns:
+            The scalar objective.
+        """
+        num_steps = int(train_x.shape[0])
+        updates = num_steps - int(self.objective == "train_last")
         trainable, velocities = state.trainable, state.velocities
         for step in range(updates):
-            _, gradients, _ = self._loss_and_gradients(
+            trainable, velocities = self.inner_step(
                 trainable,
                 state.non_trainable,
-                probs,
+                velocities,
+                alpha,
+                beta,
                 train_x[step],
                 train_y[step],
-            )
-            trainable, velocities = sgd_momentum_step(
-                trainable,
-                velocities,
-                gradients,
                 learning_rate,
-                self.momentum,
-                self.weight_decay,
             )
         if self.objective == "train_last":
-            # The loss as a function, as finite differences see it: no
-            # gate acts on the outer gradient (detach is the identity).
-            loss, _ = self._relaxed_loss(
+            return self._train_objective(
                 trainable,
                 state.non_trainable,
-                probs,
+                alpha,
+                beta,
                 train_x[num_steps - 1],
                 train_y[num_steps - 1],
-                lambda features: features,
             )
-            return loss
+        return self._valid_objective(
+            trainable, state.non_trainable, valid_x, valid_y
+        )
+
+    def _train_loss(self, trainable, non_trainable, alpha, beta, x, y):
+        """The relaxed loss of a batch as a function of the weights."""
+        # The loss as finite differences see it: no gate acts on the
+        # outer gradient (detach is the identity).
+        loss, _ = self._relaxed_loss(
+            trainable,
+            non_trainable,
+            self._probs(alpha, beta),
+            x,
+            y,
+            lambda features: features,
+        )
+        return loss
+
+    def _valid_loss(self, trainable, non_trainable, x, y):
+        """The network classifier's loss (inference mode) on a batch."""
         logits, _ = self.supernet.network.stateless_call(
             [trainable[i] for i in self._network_trainable],
-            [state.non_trainable[i] for i in self._network_non_trainable],
-            valid_x,
+            [non_trainable[i] for i in self._network_non_trainable],
+            x,
             training=False,
         )
-        return smoothed_cross_entropy(logits, valid_y, self.label_smoothing)
+        return smoothed_cross_entropy(logits, y, self.label_smoothing)
 
-    def _meta_gradient(
+    def meta_gradient(
         self,
         state,
         alpha,
@@ -246,10 +313,15 @@ class MetaStep:
         valid_y,
         learning_rate,
     ):
-        """`(objective, d objective / d alpha, d objective / d beta)`."""
+        """`(objective, d objective / d alpha, d objective / d beta)`.
+
+        Args: as `unrolled_objective`.
+        """
+        alpha = ops.convert_to_tensor(alpha)
+        beta = ops.convert_to_tensor(beta)
         with tf.GradientTape() as outer:
             outer.watch([alpha, beta])
-            value = self._unrolled_objective(
+            value = self.unrolled_objective(
                 state,
                 alpha,
                 beta,

@@ -1,6 +1,8 @@
 """Progress of a search: log lines and TensorBoard summaries."""
 
+import contextlib
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -39,6 +41,30 @@ class SearchMonitor:
         if logdir is not None:
             os.makedirs(logdir, exist_ok=True)
             self._writer = tf.summary.create_file_writer(logdir)
+
+    @contextlib.contextmanager
+    def preparing(self, what: str, how: str):
+        """Log lines around the first call of a compiled step.
+
+        Example:
+
+        ```python
+        with monitor.preparing("the relaxed step", "tracing, XLA"):
+            state, loss = steps.relaxed_step(...)
+        ```
+
+        Args:
+            what: What is being prepared.
+            how: How (what is traced and compiled), for the first line.
+        """
+        logging.info("Preparing %s (%s)...", what, how)
+        start = time.perf_counter()
+        yield
+        logging.info(
+            "Prepared %s in %.1f s (traced, compiled and run once).",
+            what,
+            time.perf_counter() - start,
+        )
 
     def warmup(self, step, total, loss, learning_rate, snapshots):
         """Reports warm-up step `step` of `total`."""

@@ -179,6 +179,7 @@ class Search:
         self.memory = WeightMemory(memory_size)
         self.meta_iteration = 0
         self.history = []
+        self._prepared = set()
 
     def run(
         self,
@@ -251,7 +252,14 @@ class Search:
             total = settings["meta_iterations"]
             while self.meta_iteration < total:
                 start = time.perf_counter()
-                value = self._meta_iteration(self.meta_iteration, train, valid)
+                value = self._first_call(
+                    monitor,
+                    "meta-iteration",
+                    self._meta_iteration,
+                    self.meta_iteration,
+                    train,
+                    valid,
+                )
                 seconds = time.perf_counter() - start
                 self.meta_iteration += 1
                 done = self.meta_iteration
@@ -321,7 +329,10 @@ class Search:
         pending = [t for t in targets if t > step]
         while step < total:
             batch_x, batch_y = train.batch(_WARMUP, step)
-            state, loss = self.steps.relaxed_step(
+            state, loss = self._first_call(
+                monitor,
+                "relaxed step",
+                self.steps.relaxed_step,
                 state,
                 zeros_alpha,
                 zeros_beta,
@@ -341,6 +352,27 @@ class Search:
                     len(self.memory),
                 )
                 save()
+
+    def _first_call(self, monitor, kind, function, *args):
+        """Calls `function`, with progress lines the first time."""
+        if kind in self._prepared:
+            return function(*args)
+        xla = "XLA" if self.steps.jit_compile else "no XLA"
+        what, how = {
+            "relaxed step": (
+                "the relaxed step",
+                f"tracing the supernet's training step, {xla}",
+            ),
+            "meta-iteration": (
+                "the first meta-iteration",
+                "tracing the inner step's backward pass (second order) "
+                f"and the objective once, whatever T; {xla}",
+            ),
+        }[kind]
+        with monitor.preparing(what, how):
+            result = function(*args)
+        self._prepared.add(kind)
+        return result
 
     def _meta_iteration(self, iteration, train, valid):
         """One meta-iteration; returns the objective's value."""
