@@ -6,7 +6,6 @@ import keras
 
 from localgrad.heads.base import Head, require_spatial
 from localgrad.heads.pooling import AdaptiveAveragePooling2D
-from localgrad.models.units import BN_EPSILON, BN_MOMENTUM
 
 
 @keras.saving.register_keras_serializable(package="localgrad")
@@ -16,8 +15,8 @@ class CNN1Head(Head):
     On an H x W x C map: 3x3 convolution C -> C without bias ("same"
     padding), ReLU, adaptive average pooling to min(H, 2) x min(W, 2),
     batch normalization, flatten, Dense(n). The batch normalization uses
-    momentum 0.9 and epsilon 1e-5 (PyTorch's defaults, as the network's
-    units). The pooled size is that of DGL's `cnn` head: methods.md §7
+    `bn_momentum` (0.9 by default) and epsilon 1e-5, as the network's
+    units (PyTorch's defaults). The pooled size is that of DGL's `cnn` head: methods.md §7
     names the pooling but not its size.
 
     Example:
@@ -30,7 +29,8 @@ class CNN1Head(Head):
     Args:
         input_shape: `(H, W, C)`.
         num_classes: Number of classes.
-        **kwargs: Passed to `keras.layers.Layer`.
+        **kwargs: Passed to `Head` (e.g. `bn_momentum`) and
+            `keras.layers.Layer`.
 
     Raises:
         ValueError: for flat features (use 'linear' or 'mlp').
@@ -50,9 +50,7 @@ class CNN1Head(Head):
         self.pool = AdaptiveAveragePooling2D(
             (min(height, 2), min(width, 2)), **sub
         )
-        self.norm = keras.layers.BatchNormalization(
-            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, **sub
-        )
+        self.norm = self._batch_norm()
         self.flatten = keras.layers.Flatten(**sub)
         self.classifier = keras.layers.Dense(num_classes, **sub)
         self.build((None,) + self.feature_shape)
