@@ -15,6 +15,7 @@ model.fit(x, y, epochs=3,
 """
 
 from localgrad import (
+    associated,
     boundaries,
     callbacks,
     data,
@@ -24,6 +25,7 @@ from localgrad import (
     models,
     search,
 )
+from localgrad.associated import AssociatedModel
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 from localgrad.profile import UnitProfile, format_profile, profile

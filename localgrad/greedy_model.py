@@ -108,7 +108,6 @@ class GreedyModel(keras.Model):
             self.boundaries, network.num_units
         )
         self.head_width = head_width
-        self.heads = build_heads(network, self.boundaries, heads, head_width)
         block_devices = placement.assign_devices(
             devices, len(self.block_ranges)
         )
@@ -119,9 +118,7 @@ class GreedyModel(keras.Model):
                 "build the model outside the strategy's scope, or drop "
                 "devices=."
             )
-        self.blocks = build_blocks(
-            network, self.boundaries, self.heads, block_devices
-        )
+        self.blocks = self._build_blocks(heads, block_devices)
         for block in self.blocks:
             placement.move_variables(block.variables, block.device)
         self._trained_blocks = None
@@ -129,6 +126,17 @@ class GreedyModel(keras.Model):
         self._executors = {}
         self._compiled = None
         self.built = True
+
+    def _build_blocks(self, heads, devices) -> list:
+        """The blocks: the units between boundaries, each with its head.
+
+        Sets `self.heads`. Subclasses that end blocks differently
+        (`AssociatedModel`) override this.
+        """
+        self.heads = build_heads(
+            self.network, self.boundaries, heads, self.head_width
+        )
+        return build_blocks(self.network, self.boundaries, self.heads, devices)
 
     @classmethod
     def from_decoupling(
@@ -342,16 +350,16 @@ class GreedyModel(keras.Model):
         with self.distribute_strategy.scope():
             for block in self.blocks:
                 with block.device_scope():
+                    objective = self._block_objective(block)
                     trackers = BlockTrackers.create(
                         block.index,
                         self._compiled.metrics,
                         self._compiled.loss,
-                        network=block.head is self.network.classifier,
+                        network=block.index == self.num_blocks - 1,
+                        terms=objective.loss_terms,
                     )
                     block.compile(
-                        HeadObjective(block.head, self._compiled.loss),
-                        _clone_optimizer(self.optimizer),
-                        trackers,
+                        objective, self._block_optimizer(block), trackers
                     )
         self._executors = {}
         # Keras' saving walks attributes: the list stores the optimizers'
@@ -359,6 +367,14 @@ class GreedyModel(keras.Model):
         # TensorFlow trackables only: the module lists every variable.
         self._block_optimizers = self.block_optimizers
         self._checkpointed = _checkpointed_variables(self)
+
+    def _block_objective(self, block) -> HeadObjective:
+        """Block k's objective: the compiled loss on its head's logits."""
+        return HeadObjective(block.head, self._compiled.loss)
+
+    def _block_optimizer(self, block) -> keras.optimizers.Optimizer:
+        """Block k's optimizer: a clone of the compiled one."""
+        return _clone_optimizer(self.optimizer)
 
     def get_compile_config(self):
         if self._compiled is None:
@@ -390,7 +406,7 @@ class GreedyModel(keras.Model):
         trackers = [block.trackers for block in self.blocks]
         return (
             [m for t in trackers for m in t.network_metrics]
-            + [t.loss for t in trackers]
+            + [m for t in trackers for m in t.losses]
             + [m for t in trackers for m in t.block_metrics]
         )
 

@@ -109,14 +109,17 @@ class Block:
         """Runs the block and its objective (plus the units' own losses).
 
         Returns:
-            `(outputs, local)`: the block's output hand-over (not detached)
-            and its `LocalLoss`.
+            `(outputs, local)`: the block's output hand-over (not detached;
+            the objective's `hand_over` when it gives one) and its
+            `LocalLoss`.
         """
         outputs = self.call_units(inputs, training)
         local = self.objective(outputs, y, sample_weight, training)
         loss = local.loss
         for unit in self.units:
             loss += sum(unit.losses, 0.0)
+        if local.hand_over is not None:
+            outputs = local.hand_over
         return outputs, local._replace(loss=loss)
 
 

@@ -21,11 +21,18 @@ class LocalLoss(NamedTuple):
 
     Attributes:
         loss: The scalar local loss (a plain per-replica batch mean).
-        predictions: What the block's metrics read (class logits).
+        predictions: What the block's metrics read (class scores).
+        terms: The named parts of `loss` to log (`{name: scalar}`, the
+            names of the objective's `loss_terms`), or None.
+        hand_over: The block's output hand-over when the objective adds to
+            it (Associated Learning's label-side stream), or None: the
+            units' output is handed over.
     """
 
     loss: Any
     predictions: Any
+    terms: Any = None
+    hand_over: Any = None
 
 
 class Objective(abc.ABC):
@@ -59,6 +66,11 @@ class Objective(abc.ABC):
     @abc.abstractmethod
     def layers(self) -> list:
         """The auxiliary layers this objective trains with its block."""
+
+    @property
+    def loss_terms(self) -> tuple:
+        """The names of the `LocalLoss.terms` it reports (logged per block)."""
+        return ()
 
     @abc.abstractmethod
     def __call__(
