@@ -237,6 +237,17 @@ class GreedyModel(keras.Model):
                 f"{self.trained_blocks}: pipelining trains every block at "
                 "every step. Drop the sequential or multi-lap schedule."
             )
+        if (
+            name == "pipelined"
+            and self.distribute_strategy.num_replicas_in_sync > 1
+        ):
+            raise ValueError(
+                "Pipelined training runs the blocks' all-reduces "
+                "concurrently, which a multi-device strategy cannot order; "
+                "train with MirroredStrategy synchronously (no "
+                "GreedySchedule('pipelined')), or pipeline with devices= "
+                "outside a strategy."
+            )
         self.finish_epoch()
         self._execution = name
 
@@ -460,21 +471,31 @@ class GreedyModel(keras.Model):
         return train_function
 
     def make_test_function(self, force=False):
-        """Keras' test function, with XLA kept inside each replica.
+        """Keras' test function, with XLA kept inside each device.
 
         Batches in flight in a pipeline are trained on first. Keras
-        compiles around `strategy.run`, which XLA cannot place across
-        several devices; under a multi-device strategy the evaluation step
-        runs without XLA (training keeps it, per block and per replica).
+        compiles the whole step with XLA, which cannot span several devices
+        (the replicas of a strategy, or blocks placed on devices): there,
+        evaluation runs without XLA (training keeps it, per block).
         """
         self.finish_epoch()
-        if self.distribute_strategy.num_replicas_in_sync == 1:
-            return super().make_test_function(force)
-        jit_compile, self._jit_compile = self._jit_compile, False
-        try:
-            return super().make_test_function(force)
-        finally:
-            self._jit_compile = jit_compile
+        return self._without_cross_device_jit(super().make_test_function, force)
+
+    def make_predict_function(self, force=False):
+        """Keras' predict function, without XLA across devices."""
+        return self._without_cross_device_jit(
+            super().make_predict_function, force
+        )
+
+    def _without_cross_device_jit(self, make_function, force):
+        several = len(set(self.devices)) > 1
+        if self.distribute_strategy.num_replicas_in_sync > 1 or several:
+            jit_compile, self._jit_compile = self._jit_compile, False
+            try:
+                return make_function(force)
+            finally:
+                self._jit_compile = jit_compile
+        return make_function(force)
 
     def get_config(self):
         config = super().get_config()

@@ -9,7 +9,7 @@ and the fix, before any data or model is touched.
 from ml_collections import config_dict
 
 METHODS = ("backprop", "dgl", "predsim")
-SCHEDULES = ("parallel", "sequential", "multilap")
+SCHEDULES = ("parallel", "sequential", "multilap", "pipelined")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "step")
 BALANCES = ("memory", "compute")
@@ -54,11 +54,16 @@ def default_config() -> config_dict.ConfigDict:
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
     # Which blocks train when: parallel, sequential or multilap, with
-    # `laps` and block k's share e1 + k * e2 of the run.
+    # `laps` and block k's share e1 + k * e2 of the run; or pipelined (every
+    # block at every step, all at once, each on its device).
     config.schedule = "parallel"
     config.laps = 1
     config.e1 = 1.0
     config.e2 = 0.0
+    # Where the blocks live: device names (block k on devices[k]; fewer
+    # devices than blocks: consecutive blocks share one). Empty: default.
+    # On the command line: "--config.devices=('/gpu:0','/gpu:1')".
+    config.devices = ()
     # Optimization; each block gets its own copy of the optimizer.
     config.optimizer = "sgd"
     config.learning_rate = 0.1
@@ -258,7 +263,20 @@ def check_config(config: config_dict.ConfigDict) -> None:
             "lr_decay_epochs is for lr_schedule='step'; got "
             f"lr_schedule={config.lr_schedule!r}."
         )
+    _check_devices(config.devices)
     _check_method(config)
+
+
+def _check_devices(devices):
+    if isinstance(devices, str) or not all(
+        isinstance(name, str) and name.startswith("/") for name in devices
+    ):
+        raise ValueError(
+            f"devices={devices!r} must be a list of device names such as "
+            "('/gpu:0', '/gpu:1') or ('/job:worker/replica:0/task:1/device:"
+            "CPU:0',); on the command line: "
+            "\"--config.devices=('/cpu:0','/cpu:1')\"."
+        )
 
 
 def _check_method(config):

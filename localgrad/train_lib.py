@@ -245,6 +245,7 @@ def _build_compiled_model(config, data, schedule):
         head_width=config.head_width,
         balance=config.balance,
         decoupling=config.decoupling,
+        devices=tuple(config.devices),
     )
     total_steps = config.epochs * data.steps_per_epoch
     block_steps = train_setup.block_train_steps(

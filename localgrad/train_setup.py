@@ -25,6 +25,7 @@ def build_greedy_model(
     head_width: float = 1.0,
     balance: str | None = None,
     decoupling: str | None = None,
+    devices: Sequence[str] = (),
 ) -> GreedyModel:
     """The GreedyModel of a method: backprop, DGL or PredSim.
 
@@ -47,6 +48,7 @@ def build_greedy_model(
         balance: None, `"memory"` or `"compute"`.
         decoupling: A SEDONA `decoupling.json`: its K-block boundaries and
             heads are used.
+        devices: Device names to place the blocks on (empty: default).
 
     Returns:
         The (uncompiled) `GreedyModel`.
@@ -54,15 +56,20 @@ def build_greedy_model(
     Raises:
         ValueError: for an unknown method, or what `GreedyModel` rejects.
     """
+    devices = list(devices) or None
     if method == "backprop":
-        return GreedyModel(network, num_blocks=1)
+        return GreedyModel(network, num_blocks=1, devices=devices)
     if method not in METHOD_HEADS:
         raise ValueError(
             f"Unknown method {method!r}; use backprop, dgl or predsim."
         )
     if decoupling is not None:
         return GreedyModel.from_decoupling(
-            network, decoupling, num_blocks, head_width=head_width
+            network,
+            decoupling,
+            num_blocks,
+            head_width=head_width,
+            devices=devices,
         )
     return GreedyModel(
         network,
@@ -71,6 +78,7 @@ def build_greedy_model(
         heads=heads or METHOD_HEADS[method],
         head_width=head_width,
         balance=balance,
+        devices=devices,
     )
 
 
@@ -224,7 +232,8 @@ def block_train_steps(
 ) -> list[int]:
     """How many steps each block trains in a run of `total_steps` steps.
 
-    Every step for the parallel schedule; the block's phases for the
+    Every step for the parallel and pipelined schedules; the block's
+    phases for the
     sequential and multi-lap ones (as `GreedySchedule.plan` lays them out).
 
     Example:
@@ -244,7 +253,7 @@ def block_train_steps(
     Raises:
         ValueError: if the run is too short for the schedule's phases.
     """
-    if schedule.mode == "parallel":
+    if schedule.mode in ("parallel", "pipelined"):
         return [total_steps] * num_blocks
     steps = [0] * num_blocks
     for block, _, first, end in schedule.plan(num_blocks, total_steps):

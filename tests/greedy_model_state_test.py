@@ -112,7 +112,7 @@ class _StopAtEpoch(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
-@pytest.mark.parametrize("schedule", ["parallel"])
+@pytest.mark.parametrize("schedule", ["parallel", "pipelined"])
 def test_backup_and_restore_resumes_exactly(tmp_path, schedule):
     x, y = _data(size=64)
     options = dict(batch_size=16, epochs=3, shuffle=False, verbose=0)

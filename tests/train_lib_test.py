@@ -242,6 +242,53 @@ def test_bad_config_is_a_clear_value_error(tmp_path):
     assert not os.path.exists(os.path.join(tmp_path, "config.json"))
 
 
+class _ExecutionRecorder(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        self.execution = self.model.execution
+        self.devices = self.model.devices
+
+
+def test_pipelined_schedule_on_devices(tmp_path):
+    config = _tiny_config()
+    config.schedule = "pipelined"
+    config.devices = ("/cpu:1", "/cpu:2")
+    config.steps_per_epoch = 4
+    recorder = _ExecutionRecorder()
+    metrics = train_lib.train_and_evaluate(
+        config, str(tmp_path), callbacks=[recorder]
+    )
+    assert recorder.execution == "pipelined"
+    assert recorder.devices == [
+        "/device:CPU:1",
+        "/device:CPU:1",
+        "/device:CPU:2",
+    ]
+    assert metrics["config"]["devices"] == ["/cpu:1", "/cpu:2"]
+    assert set(metrics["history"][-1]) >= {"block_0_loss", "block_2_loss"}
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("devices", ("cpu0",), "must be a list of device names"),
+        ("schedule", "pipelined_sequential", "Unknown schedule"),
+    ],
+)
+def test_bad_placement_fields_are_refused(tmp_path, field, value, message):
+    config = _tiny_config()
+    config[field] = value
+    with pytest.raises(ValueError, match=message):
+        train_lib.train_and_evaluate(config, str(tmp_path))
+
+
+def test_a_device_that_does_not_exist_is_named(tmp_path):
+    config = _tiny_config()
+    config.devices = ("/cpu:0", "/gpu:3")
+    with pytest.raises(ValueError, match="'/gpu:3' does not exist"):
+        train_lib.train_and_evaluate(config, str(tmp_path))
+
+
 PAPER_VARIANTS = ("backprop", "dgl_k2", "dgl_k4", "predsim_k2", "predsim_k4")
 
 

@@ -2,7 +2,7 @@
 
 import keras
 
-MODES = ("parallel", "sequential", "multilap")
+MODES = ("parallel", "sequential", "multilap", "pipelined")
 
 
 class GreedySchedule(keras.callbacks.Callback):
@@ -17,6 +17,13 @@ class GreedySchedule(keras.callbacks.Callback):
       block k exactly that many epochs.
     - `"multilap"`: the sequential schedule repeated `laps` times, each lap
       with `1 / laps` of the budget: the same compute as sequential.
+    - `"pipelined"`: every block trains at every step, all blocks at once,
+      block k on what block k - 1 produced at the step before (the model's
+      `execution = "pipelined"`; each block on its device when the model
+      was given `devices=`). The pipeline fills at the start of every
+      epoch and is drained at its end, so every block trains on every
+      batch exactly once per epoch. Cannot be combined with a sequential
+      or multi-lap schedule.
 
     The plan is laid over the whole `fit` (epochs × steps per epoch), and
     a line is printed whenever the trained block changes. The step count is
@@ -30,7 +37,7 @@ class GreedySchedule(keras.callbacks.Callback):
     ```
 
     Args:
-        mode: `"parallel"`, `"sequential"` or `"multilap"`.
+        mode: `"parallel"`, `"sequential"`, `"multilap"` or `"pipelined"`.
         laps: The number of laps (`"multilap"` only).
         epochs_per_block: e1, the share of block 0.
         extra_epochs_per_depth: e2, added to the share of each deeper block.
@@ -78,8 +85,10 @@ class GreedySchedule(keras.callbacks.Callback):
         return sum(self._shares(num_blocks))
 
     def on_train_begin(self, logs=None):
-        if self.mode == "parallel":
+        if self.mode in ("parallel", "pipelined"):
             self.model.trained_blocks = None
+            if self.mode == "pipelined":
+                self.model.execution = "pipelined"
             return
         steps = self.params.get("steps")
         self._steps_per_epoch = steps or 1
@@ -110,14 +119,31 @@ class GreedySchedule(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        if self.mode != "parallel" and not self.params.get("steps"):
+        if self.mode in ("parallel", "pipelined"):
+            return
+        if not self.params.get("steps"):
             self._select(epoch)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.mode != "parallel" and self.params.get("steps"):
+        if self.mode in ("parallel", "pipelined"):
+            return
+        if self.params.get("steps"):
             self._select(self._epoch * self._steps_per_epoch + batch)
 
+    def on_train_batch_end(self, batch, logs=None):
+        # The epoch's last batch: drain the pipeline before Keras reads the
+        # epoch's metrics and validates.
+        steps = self.params.get("steps")
+        if self.mode == "pipelined" and steps and batch + 1 >= steps:
+            self.model.finish_epoch()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.mode == "pipelined":
+            self.model.finish_epoch()
+
     def on_train_end(self, logs=None):
+        if self.mode == "pipelined":
+            self.model.execution = "synchronous"  # Drains what is left.
         self.model.trained_blocks = None
 
     def _select(self, step):

@@ -14,6 +14,8 @@ block k sees the very tensors it would see in the synchronous schedule:
 pipelining changes when a block trains, not on what.
 """
 
+import functools
+
 import tensorflow as tf
 
 from localgrad.blocks import block_step
@@ -41,7 +43,7 @@ class PipelinedExecutor(Executor):
         self._steps = [
             block_step.train_step(b, self.jit_compile) for b in self.blocks
         ]
-        self._tick = self._tick_function()
+        self._ticks = {}
         # The batch waiting for block k: (hand-over, y, sample_weight) on
         # block k's device, or None. Entry 0 is always None.
         self._buffers = [None] * len(self.blocks)
@@ -59,33 +61,40 @@ class PipelinedExecutor(Executor):
                 "GreedySchedule('pipelined') alone, or a sequential schedule "
                 "without pipelining."
             )
-        batch = (HandOver(x), y, sample_weight)
-        self._buffers = list(self._tick((batch,) + tuple(self._buffers[1:])))
+        self._run_tick([(HandOver(x), y, sample_weight)] + self._buffers[1:])
 
     def finish_epoch(self) -> None:
         while self.in_flight:
-            self._buffers = list(self._tick((None,) + tuple(self._buffers[1:])))
+            self._run_tick([None] + self._buffers[1:])
 
-    def _tick_function(self):
-        blocks, steps, strategy = self.blocks, self._steps, self.strategy
+    def _run_tick(self, batches):
+        active = tuple(
+            k for k, batch in enumerate(batches) if batch is not None
+        )
+        if active not in self._ticks:
+            # One function per fill or drain pattern, each traced once.
+            tick = functools.partial(self._tick, active)
+            self._ticks[active] = (
+                tick if self.eager else tf.function(tick, reduce_retracing=True)
+            )
+        produced = self._ticks[active](tuple(batches[k] for k in active))
+        self._buffers = [None] * len(self.blocks)
+        for k, batch in zip(active, produced):
+            if k + 1 < len(self.blocks):
+                self._buffers[k + 1] = batch
 
-        def tick(batches):
-            produced = [None] * len(blocks)
-            for block, step, batch in zip(blocks, steps, batches):
-                if batch is None:
-                    continue
-                outputs = strategy.run(step, args=batch)
-                if block.index + 1 < len(blocks):
-                    following = blocks[block.index + 1]
-                    with following.device_scope():
-                        produced[following.index] = _on_device(
-                            (outputs,) + tuple(batch[1:]), following.device
-                        )
-            return tuple(produced)
-
-        if self.eager:
-            return tick
-        return tf.function(tick, reduce_retracing=True)
+    def _tick(self, active, batches):
+        """Trains the `active` blocks, each on its batch; returns the
+        batches handed on, each already on the next block's device."""
+        produced = []
+        for k, batch in zip(active, batches):
+            outputs = self.strategy.run(self._steps[k], args=batch)
+            following = self.blocks[min(k + 1, len(self.blocks) - 1)]
+            with following.device_scope():
+                produced.append(
+                    _on_device((outputs,) + tuple(batch[1:]), following.device)
+                )
+        return tuple(produced)
 
 
 def _on_device(structure, device):
