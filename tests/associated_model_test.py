@@ -184,8 +184,8 @@ def test_associated_learning_learns_digits(mode):
 def test_pipelined_on_devices_trains_as_the_synchronous_executor():
     x, y = _batch(size=48)
     weights = []
-    for execution, devices in [
-        ("synchronous", None),
+    for schedule, devices in [
+        ("parallel", None),
         ("pipelined", ["/cpu:0", "/cpu:1", "/cpu:2"]),
     ]:
         model = localgrad.AssociatedModel(
@@ -195,9 +195,15 @@ def test_pipelined_on_devices_trains_as_the_synchronous_executor():
             devices=devices,
         )
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
-        model.execution = execution
-        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
-        model.finish_epoch()  # The last K - 1 batches reach the last blocks.
+        model.fit(
+            x,
+            y,
+            batch_size=16,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            callbacks=[localgrad.callbacks.GreedySchedule(schedule)],
+        )
         assert not model.in_flight
         weights.append(_values(model.weights))
     _assert_all_close(weights[0], weights[1], atol=1e-5)
