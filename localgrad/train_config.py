@@ -8,7 +8,7 @@ and the fix, before any data or model is touched.
 
 from ml_collections import config_dict
 
-METHODS = ("backprop", "dgl", "predsim")
+METHODS = ("backprop", "dgl", "predsim", "associated")
 SCHEDULES = ("parallel", "sequential", "multilap", "pipelined")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "step")
@@ -53,6 +53,10 @@ def default_config() -> config_dict.ConfigDict:
     config.head_width = 1.0
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
+    # Associated Learning (method "associated"): the width n of the label
+    # codes, and the label side's (g_i, h_i) learning rate over the rest's.
+    config.label_width = config_dict.placeholder(int)
+    config.decoder_learning_rate_factor = 2.0
     # Which blocks train when: parallel, sequential or multilap, with
     # `laps` and block k's share e1 + k * e2 of the run; or pipelined (every
     # block at every step, all at once, each on its device).
@@ -94,7 +98,7 @@ def default_config() -> config_dict.ConfigDict:
 def apply_variant(config: config_dict.ConfigDict, variant: str) -> None:
     """Sets the method and K from a variant name such as `"dgl_k4"`.
 
-    Variants: `"backprop"`, and `"<dgl|predsim>_k<K>"`.
+    Variants: `"backprop"`, and `"<dgl|predsim|associated>_k<K>"`.
 
     Example:
 
@@ -115,10 +119,10 @@ def apply_variant(config: config_dict.ConfigDict, variant: str) -> None:
         config.num_blocks = 1
         return
     method, _, blocks = variant.partition("_k")
-    if method not in ("dgl", "predsim") or not blocks.isdigit():
+    if method not in ("dgl", "predsim", "associated") or not blocks.isdigit():
         raise ValueError(
-            f"Unknown variant {variant!r}: use 'backprop', 'dgl_k<K>' or "
-            "'predsim_k<K>' (e.g. 'dgl_k4')."
+            f"Unknown variant {variant!r}: use 'backprop', 'dgl_k<K>', "
+            "'predsim_k<K>' or 'associated_k<K>' (e.g. 'dgl_k4')."
         )
     config.method = method
     config.num_blocks = int(blocks)
@@ -282,6 +286,7 @@ def _check_devices(devices):
 def _check_method(config):
     num_blocks, boundaries = config.num_blocks, tuple(config.boundaries)
     _check_positive_int("num_blocks", num_blocks)
+    _check_associated(config)
     if config.method == "backprop":
         extras = {
             "boundaries": boundaries,
@@ -323,6 +328,38 @@ def _check_method(config):
             )
         if config.balance is not None:
             raise ValueError("decoupling= cannot be combined with balance=.")
+
+
+def _check_associated(config):
+    if config.method != "associated":
+        if config.label_width is not None:
+            raise ValueError(
+                "label_width is for method='associated'; unset it, or set "
+                "--config.method=associated."
+            )
+        return
+    if config.label_width is None:
+        raise ValueError(
+            "method='associated' needs label_width, the width n of the "
+            "label codes (e.g. --config.label_width=300)."
+        )
+    _check_positive_int("label_width", config.label_width)
+    if not config.decoder_learning_rate_factor > 0:
+        raise ValueError(
+            "decoder_learning_rate_factor must be > 0; got "
+            f"{config.decoder_learning_rate_factor}."
+        )
+    if config.heads is not None or config.decoupling is not None:
+        raise ValueError(
+            "method='associated' ends every block in a bridge: leave heads "
+            "and decoupling unset."
+        )
+    if config.schedule not in ("parallel", "pipelined"):
+        raise ValueError(
+            "method='associated' trains every component on every batch: "
+            f"use schedule='parallel' or 'pipelined' (got "
+            f"{config.schedule!r})."
+        )
 
 
 def _check_choice(name, value, choices):

@@ -277,6 +277,7 @@ class AssociatedModel(GreedyModel):
             clone_optimizer(self.optimizer),
             clone_optimizer(self.optimizer, self.decoder_learning_rate_factor),
             label_side,
+            self.decoder_learning_rate_factor,
         )
 
     def get_config(self):

@@ -11,8 +11,9 @@ class ComponentOptimizer:
     rate. The two losses train disjoint variables, so one tape over their
     sum gives each side exactly its own loss's gradient; this optimizer
     sends each gradient to its side's optimizer. It is a block's optimizer
-    (`Block.optimizer`): `build`, `apply_gradients`, `scale_loss`,
-    `iterations`, `learning_rate` and `variables`, as a Keras optimizer.
+    (`Block.optimizer`): `build`, `built`, `apply_gradients`,
+    `scale_loss`, `iterations`, `learning_rate` and `variables`, as a Keras
+    optimizer.
 
     Example:
 
@@ -29,6 +30,8 @@ class ComponentOptimizer:
         label_side: The optimizer of g_i and h_i.
         label_side_variables: The variables `label_side` updates; every
             other variable goes to `forward`.
+        label_side_factor: The label side's learning rate over the
+            forward side's, kept when a new rate is set.
     """
 
     def __init__(
@@ -36,9 +39,11 @@ class ComponentOptimizer:
         forward: keras.optimizers.Optimizer,
         label_side: keras.optimizers.Optimizer,
         label_side_variables,
+        label_side_factor: float = 2.0,
     ):
         self.forward = forward
         self.label_side = label_side
+        self.label_side_factor = float(label_side_factor)
         self._label_side_ids = {id(v) for v in label_side_variables}
 
     @property
@@ -47,14 +52,26 @@ class ComponentOptimizer:
         return [self.forward, self.label_side]
 
     @property
+    def built(self) -> bool:
+        """Whether both optimizers are built."""
+        return self.forward.built and self.label_side.built
+
+    @property
     def iterations(self):
         """The forward side's step count (both sides step together)."""
         return self.forward.iterations
 
     @property
     def learning_rate(self):
-        """The forward side's learning rate."""
+        """The forward side's learning rate (the label side's is scaled)."""
         return self.forward.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, rate):
+        self.forward.learning_rate = rate
+        self.label_side.learning_rate = scaled_rate(
+            rate, self.label_side_factor
+        )
 
     @property
     def variables(self) -> list:
@@ -136,13 +153,16 @@ def clone_optimizer(
     """
     config = optimizer.get_config()
     rate = config["learning_rate"]
-    if learning_rate_factor != 1.0:
-        if isinstance(rate, dict):
-            rate = ScaledLearningRate(
-                keras.optimizers.schedules.deserialize(rate),
-                learning_rate_factor,
-            )
-        else:
-            rate = float(rate) * learning_rate_factor
-    config["learning_rate"] = rate
+    if isinstance(rate, dict):
+        rate = keras.optimizers.schedules.deserialize(rate)
+    config["learning_rate"] = scaled_rate(rate, learning_rate_factor)
     return optimizer.__class__.from_config(config)
+
+
+def scaled_rate(rate, factor: float):
+    """A float or schedule times `factor` (unchanged when it is 1)."""
+    if factor == 1.0:
+        return rate
+    if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+        return ScaledLearningRate(rate, factor)
+    return float(rate) * factor
