@@ -31,6 +31,12 @@ flags.DEFINE_list(
     "Add serve_exit_k for these blocks (0..K-2), or 'all'.",
 )
 flags.DEFINE_bool("tflite", False, "Also write OUTPUT/model.tflite.")
+flags.DEFINE_float(
+    "adaptive_threshold",
+    None,
+    "Associated Learning: add serve_adaptive, exiting each example at the "
+    "first depth whose largest probability reaches this threshold.",
+)
 flags.mark_flags_as_required(["workdir", "output"])
 FLAGS = flags.FLAGS
 
@@ -58,6 +64,7 @@ def main(argv):
         ensemble=FLAGS.ensemble,
         early_exits=_early_exits(FLAGS.early_exits),
         tflite=FLAGS.tflite,
+        adaptive_threshold=FLAGS.adaptive_threshold,
     )
     print(report)
 

@@ -15,6 +15,7 @@ model.fit(x, y, epochs=3,
 """
 
 from localgrad import (
+    associated,
     asynchrony,
     boundaries,
     callbacks,
@@ -27,8 +28,9 @@ from localgrad import (
     search,
     transport_term,
 )
-from localgrad.block_transport import BlockTransport
+from localgrad.associated import AssociatedModel
 from localgrad.asynchrony import AsyncOrder, ReplayBuffer
+from localgrad.block_transport import BlockTransport
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 from localgrad.profile import UnitProfile, format_profile, profile

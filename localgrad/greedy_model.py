@@ -13,7 +13,7 @@ from localgrad.blocks.auxiliary_heads import HeadSpec, build_heads
 from localgrad.blocks.block import build_blocks, run_chain
 from localgrad.blocks.executors import EXECUTORS, Executor
 from localgrad.blocks.hand_over import HandOver
-from localgrad.blocks.objective import HeadObjective
+from localgrad.blocks.objective import HeadObjective, Objective
 from localgrad.blocks.summary import block_summary_lines
 from localgrad.blocks.trackers import BlockTrackers
 from localgrad.blocks.training_state import (
@@ -137,7 +137,6 @@ class GreedyModel(keras.Model):
             self.boundaries, network.num_units
         )
         self.head_width = head_width
-        self.heads = build_heads(network, self.boundaries, heads, head_width)
         block_devices = placement.assign_devices(
             devices, len(self.block_ranges)
         )
@@ -148,9 +147,7 @@ class GreedyModel(keras.Model):
                 "build the model outside the strategy's scope, or drop "
                 "devices=."
             )
-        self.blocks = build_blocks(
-            network, self.boundaries, self.heads, block_devices
-        )
+        self.blocks = self._build_blocks(heads, block_devices)
         for block in self.blocks:
             placement.move_variables(block.variables, block.device)
         self.transport = transport
@@ -162,6 +159,17 @@ class GreedyModel(keras.Model):
         self._executors = {}
         self._compiled = None
         self.built = True
+
+    def _build_blocks(self, heads, devices) -> list:
+        """The blocks: the units between boundaries, each with its head.
+
+        Sets `self.heads`. Subclasses that end blocks differently
+        (`AssociatedModel`) override this.
+        """
+        self.heads = build_heads(
+            self.network, self.boundaries, heads, self.head_width
+        )
+        return build_blocks(self.network, self.boundaries, self.heads, devices)
 
     @classmethod
     def from_decoupling(
@@ -398,21 +406,21 @@ class GreedyModel(keras.Model):
         with self.distribute_strategy.scope():
             for block in self.blocks:
                 with block.device_scope():
+                    objective = self._block_objective(block)
                     trackers = BlockTrackers.create(
                         block.index,
                         self._compiled.metrics,
                         self._compiled.loss,
-                        network=block.head is self.network.classifier,
+                        network=block.index == self.num_blocks - 1,
+                        terms=objective.loss_terms,
                     )
                     block.compile(
-                        self._objective(block),
-                        clone_optimizer(self.optimizer),
-                        trackers,
+                        objective, self._block_optimizer(block), trackers
                     )
         trackers = [block.trackers for block in self.blocks]
         self._compiled.trackers = (
             [m for t in trackers for m in t.network_metrics]
-            + [t.loss for t in trackers]
+            + [m for t in trackers for m in t.losses]
             + [m for t in trackers for m in t.block_metrics]
             + [m for block in self.blocks for m in block.objective.metrics]
         )
@@ -431,6 +439,19 @@ class GreedyModel(keras.Model):
         self._checkpointed = checkpointed_variables(
             self.weights, [self.optimizer] + self.block_optimizers
         )
+
+    def _block_objective(self, block) -> Objective:
+        """Block k's objective: its head's loss, plus its transport term."""
+        objective = HeadObjective(block.head, self._compiled.loss)
+        if self.block_transports:
+            objective = TransportObjective(
+                objective, self.block_transports[block.index]
+            )
+        return objective
+
+    def _block_optimizer(self, block) -> keras.optimizers.Optimizer:
+        """Block k's optimizer: a clone of the compiled one."""
+        return clone_optimizer(self.optimizer)
 
     def get_compile_config(self):
         if self._compiled is None:
@@ -601,15 +622,6 @@ class GreedyModel(keras.Model):
                 jit_compile=bool(self.jit_compile),
             )
         return self._executors[self._execution]
-
-    def _objective(self, block):
-        """Block's objective: its head's loss, plus its transport term."""
-        objective = HeadObjective(block.head, self._compiled.loss)
-        if self.block_transports:
-            objective = TransportObjective(
-                objective, self.block_transports[block.index]
-            )
-        return objective
 
     def _logs(self, blocks):
         blocks = list(blocks)

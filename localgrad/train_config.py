@@ -19,7 +19,7 @@ from localgrad.search.published import (
     published_decoupling_path,
 )
 
-METHODS = ("backprop", "dgl", "predsim")
+METHODS = ("backprop", "dgl", "predsim", "associated")
 SCHEDULES = ("parallel", "sequential", "multilap", "pipelined", "async")
 # The asynchronous fields and their defaults (schedule="async" only).
 ASYNC_DEFAULTS = {
@@ -73,6 +73,10 @@ def default_config() -> config_dict.ConfigDict:
     config.head_width = config_dict.placeholder(float)
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
     config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
+    # Associated Learning (method "associated"): the width n of the label
+    # codes, and the label side's (g_i, h_i) learning rate over the rest's.
+    config.label_width = config_dict.placeholder(int)
+    config.decoder_learning_rate_factor = 2.0
     # Which blocks train when: parallel, sequential or multilap; pipelined
     # (every block at every step, all at once, each on its device); or
     # async (asynchronous DGL through replay buffers). The sequential
@@ -146,7 +150,7 @@ def default_config() -> config_dict.ConfigDict:
 def apply_variant(config: config_dict.ConfigDict, variant: str) -> None:
     """Sets the method and K from a variant name such as `"dgl_k4"`.
 
-    Variants: `"backprop"`, and `"<dgl|predsim>_k<K>"`.
+    Variants: `"backprop"`, and `"<dgl|predsim|associated>_k<K>"`.
 
     Example:
 
@@ -167,10 +171,10 @@ def apply_variant(config: config_dict.ConfigDict, variant: str) -> None:
         config.num_blocks = 1
         return
     method, _, blocks = variant.partition("_k")
-    if method not in ("dgl", "predsim") or not blocks.isdigit():
+    if method not in ("dgl", "predsim", "associated") or not blocks.isdigit():
         raise ValueError(
-            f"Unknown variant {variant!r}: use 'backprop', 'dgl_k<K>' or "
-            "'predsim_k<K>' (e.g. 'dgl_k4')."
+            f"Unknown variant {variant!r}: use 'backprop', 'dgl_k<K>', "
+            "'predsim_k<K>' or 'associated_k<K>' (e.g. 'dgl_k4')."
         )
     config.method = method
     config.num_blocks = int(blocks)
@@ -476,6 +480,7 @@ def _check_cluster(cluster, timeout):
 def _check_method(config):
     num_blocks, boundaries = config.num_blocks, tuple(config.boundaries)
     _check_positive_int("num_blocks", num_blocks)
+    _check_associated(config)
     if config.method == "backprop":
         extras = {
             "boundaries": boundaries,
@@ -517,6 +522,38 @@ def _check_method(config):
             )
         if config.balance is not None:
             raise ValueError("decoupling= cannot be combined with balance=.")
+
+
+def _check_associated(config):
+    if config.method != "associated":
+        if config.label_width is not None:
+            raise ValueError(
+                "label_width is for method='associated'; unset it, or set "
+                "--config.method=associated."
+            )
+        return
+    if config.label_width is None:
+        raise ValueError(
+            "method='associated' needs label_width, the width n of the "
+            "label codes (e.g. --config.label_width=300)."
+        )
+    _check_positive_int("label_width", config.label_width)
+    if not config.decoder_learning_rate_factor > 0:
+        raise ValueError(
+            "decoder_learning_rate_factor must be > 0; got "
+            f"{config.decoder_learning_rate_factor}."
+        )
+    if config.heads is not None or config.decoupling is not None:
+        raise ValueError(
+            "method='associated' ends every block in a bridge: leave heads "
+            "and decoupling unset."
+        )
+    if config.schedule not in ("parallel", "pipelined"):
+        raise ValueError(
+            "method='associated' trains every component on every batch: "
+            f"use schedule='parallel' or 'pipelined' (got "
+            f"{config.schedule!r})."
+        )
 
 
 def _check_choice(name, value, choices):

@@ -40,6 +40,7 @@ from ml_collections import config_dict
 
 from localgrad import data as data_lib
 from localgrad import distribute, models, plots, train_setup
+from localgrad.associated import AssociatedModel
 from localgrad.asynchrony.slowdown import parse_slowdown
 from localgrad.callbacks import GreedySchedule, PreciseBatchNorm
 from localgrad.callbacks.block_summaries import BlockSummaries
@@ -338,6 +339,8 @@ def _build_compiled_model(config, data, schedule, devices):
         decoupling=config.decoupling,
         transport=_transport(config),
         devices=tuple(devices),
+        label_width=config.label_width,
+        decoder_learning_rate_factor=config.decoder_learning_rate_factor,
     )
     total_steps = config.epochs * data.steps_per_epoch
     block_steps = train_setup.block_train_steps(
@@ -402,8 +405,11 @@ def _metrics(config, model, data, test, history):
     heads = []
     for block in range(model.num_blocks):
         last = block == model.num_blocks - 1
-        layer = model.network.classifier if last else model.heads[block]
-        name = "classifier" if last else getattr(layer, "head_name", None)
+        if isinstance(model, AssociatedModel):  # Shortcut through bridge k.
+            layer, name = model.bridges[block], "bridge"
+        else:
+            layer = model.network.classifier if last else model.heads[block]
+            name = "classifier" if last else getattr(layer, "head_name", None)
         heads.append(
             {
                 "block": block,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.associated import AssociatedModel
 from localgrad.callbacks import GreedySchedule
 from localgrad.callbacks.greedy_schedule import EVERY_STEP
 from localgrad.greedy_model import GreedyModel
@@ -29,8 +30,10 @@ def build_greedy_model(
     decoupling: str | None = None,
     transport: Transport | None = None,
     devices: Sequence[str] = (),
+    label_width: int | None = None,
+    decoder_learning_rate_factor: float = 2.0,
 ) -> GreedyModel:
-    """The GreedyModel of a method: backprop, DGL or PredSim.
+    """The GreedyModel of a method: backprop, DGL, PredSim or AL.
 
     Example:
 
@@ -41,11 +44,15 @@ def build_greedy_model(
     net = localgrad.models.build("resnet18", (28, 28, 1), 10, width=0.25)
     model = build_greedy_model(net, "dgl", num_blocks=8, heads="cnn1",
                                transport=localgrad.Transport(tau=1.0))
+
+    model = build_greedy_model(net, "associated", num_blocks=4,
+                               label_width=300)  # an AssociatedModel
     ```
 
     Args:
         network: The network to split.
-        method: `"backprop"` (one block), `"dgl"` or `"predsim"`.
+        method: `"backprop"` (one block), `"dgl"`, `"predsim"` or
+            `"associated"` (Associated Learning).
         num_blocks: K (ignored by backprop).
         boundaries: Explicit boundaries instead of an even split.
         heads: A head name; None for the method's own (`mlp_sr` for DGL,
@@ -57,6 +64,9 @@ def build_greedy_model(
             heads are used.
         transport: A `localgrad.Transport` for every block, or None.
         devices: Device names to place the blocks on (empty: default).
+        label_width: Associated Learning's label-code width n.
+        decoder_learning_rate_factor: Associated Learning's label-side
+            learning rate over the compiled one.
 
     Returns:
         The (uncompiled) `GreedyModel`.
@@ -68,6 +78,16 @@ def build_greedy_model(
     if method == "backprop":
         return GreedyModel(
             network, num_blocks=1, devices=devices, transport=transport
+        )
+    if method == "associated":
+        return AssociatedModel(
+            network,
+            num_blocks=None if boundaries else num_blocks,
+            boundaries=list(boundaries) if boundaries else None,
+            label_width=label_width,
+            decoder_learning_rate_factor=decoder_learning_rate_factor,
+            balance=balance,
+            devices=devices,
         )
     if method not in METHOD_HEADS:
         raise ValueError(

@@ -112,8 +112,9 @@ class Block:
         units move their input.
 
         Returns:
-            `(outputs, local)`: the block's output hand-over (not detached)
-            and its `LocalLoss`.
+            `(outputs, local)`: the block's output hand-over (not detached;
+            the objective's `hand_over` when it gives one) and its
+            `LocalLoss`.
         """
         outputs, local = self.objective.run(
             self.units, inputs, y, sample_weight, training
@@ -121,6 +122,8 @@ class Block:
         loss = local.loss
         for unit in self.units:
             loss += sum(unit.losses, 0.0)
+        if local.hand_over is not None:
+            outputs = local.hand_over
         return outputs, local._replace(loss=loss)
 
     def update_state(

@@ -8,10 +8,10 @@ import tensorflow as tf
 class HandOver(NamedTuple):
     """The tensors one block hands to the next, detached from its graph.
 
-    Today a block hands over its output features; a method that needs more
-    (Associated Learning's label-side stream) adds a field, and every
-    executor carries it along unchanged: executors map over the fields
-    with `tf.nest`, they never read them.
+    A block hands over its output features and, for Associated Learning,
+    its label-side tensor t_k (None for other methods, and before the
+    first block); executors carry every field along unchanged: they map
+    over the fields with `tf.nest`, they never read them.
 
     Example:
 
@@ -23,10 +23,14 @@ class HandOver(NamedTuple):
 
     Attributes:
         features: The block's output features (the next block's input).
+        labels: The label-side stream (Associated Learning's t_k), or None.
     """
 
     features: Any
+    labels: Any = None
 
     def detached(self) -> "HandOver":
         """The same hand-over with no gradient path to the block behind."""
-        return tf.nest.map_structure(tf.stop_gradient, self)
+        return tf.nest.map_structure(
+            lambda t: None if t is None else tf.stop_gradient(t), self
+        )

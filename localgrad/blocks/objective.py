@@ -22,15 +22,22 @@ class LocalLoss(NamedTuple):
 
     Attributes:
         loss: The scalar local loss (a plain per-replica batch mean).
-        predictions: What the block's metrics read (class logits).
+        predictions: What the block's metrics read (class scores).
         parts: None, or a dict of named scalars the objective reads again
             after the step, in its `update_state` (the transport
             objective's `base_loss` and `transport_term`).
+        terms: The named parts of `loss` to log (`{name: scalar}`, the
+            names of the objective's `loss_terms`), or None.
+        hand_over: The block's output hand-over when the objective adds to
+            it (Associated Learning's label-side stream), or None: the
+            units' output is handed over.
     """
 
     loss: Any
     predictions: Any
     parts: Any = None
+    terms: Any = None
+    hand_over: Any = None
 
 
 class Objective(abc.ABC):
@@ -67,6 +74,11 @@ class Objective(abc.ABC):
     @abc.abstractmethod
     def layers(self) -> list:
         """The auxiliary layers this objective trains with its block."""
+
+    @property
+    def loss_terms(self) -> tuple:
+        """The names of the `LocalLoss.terms` it reports (logged per block)."""
+        return ()
 
     @abc.abstractmethod
     def __call__(

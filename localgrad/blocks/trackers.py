@@ -6,9 +6,10 @@ import keras
 class BlockTrackers:
     """The loss and metric trackers of one block.
 
-    Every block tracks `block_k_loss` and one `block_k_<metric>` per
-    compiled metric; the last block also tracks the network's own metrics
-    (the compiled names, without prefix).
+    Every block tracks `block_k_loss`, one `block_k_<term>` per named
+    term of its objective (`Objective.loss_terms`) and one
+    `block_k_<metric>` per compiled metric; the last block also tracks the
+    network's own metrics (the compiled names, without prefix).
 
     Example:
 
@@ -22,16 +23,28 @@ class BlockTrackers:
         loss: The `keras.metrics.Mean` of the local loss.
         block_metrics: The block's own `block_k_<metric>` metrics.
         network_metrics: The network's metrics (last block only).
+        terms: `{term: keras.metrics.Mean}` of the loss's named terms.
     """
 
-    def __init__(self, loss, block_metrics, network_metrics=()):
+    def __init__(self, loss, block_metrics, network_metrics=(), terms=None):
         self.loss = loss
         self.block_metrics = list(block_metrics)
         self.network_metrics = list(network_metrics)
+        self.terms = dict(terms or {})
+
+    @property
+    def losses(self) -> list:
+        """The loss tracker, then those of the loss's terms."""
+        return [self.loss] + list(self.terms.values())
 
     @classmethod
     def create(
-        cls, index: int, metrics: list, compiled_loss, network: bool
+        cls,
+        index: int,
+        metrics: list,
+        compiled_loss,
+        network: bool,
+        terms: tuple = (),
     ) -> "BlockTrackers":
         """Trackers for block `index` from the compiled metric specs.
 
@@ -41,6 +54,7 @@ class BlockTrackers:
             compiled_loss: The compiled loss (sparse or dense labels decide
                 which accuracy `"accuracy"` means).
             network: Whether this block also tracks the network's metrics.
+            terms: The names of the loss terms to track.
         """
         sparse = _is_sparse_loss(compiled_loss)
         prefix = f"block_{index}_"
@@ -48,6 +62,7 @@ class BlockTrackers:
             keras.metrics.Mean(name=prefix + "loss"),
             [_metric_copy(m, prefix, sparse) for m in metrics],
             [_metric_copy(m, "", sparse) for m in metrics] if network else [],
+            {term: keras.metrics.Mean(name=prefix + term) for term in terms},
         )
 
     @property
@@ -58,6 +73,8 @@ class BlockTrackers:
     def update(self, local_loss, y, sample_weight=None) -> None:
         """Adds one batch's `LocalLoss` to the trackers."""
         self.loss.update_state(local_loss.loss)
+        for term, tracker in self.terms.items():
+            tracker.update_state(local_loss.terms[term])
         for metric in self.block_metrics + self.network_metrics:
             metric.update_state(
                 y, local_loss.predictions, sample_weight=sample_weight
@@ -68,7 +85,7 @@ class BlockTrackers:
         return {
             metric.name: metric.result()
             for metric in self.network_metrics
-            + [self.loss]
+            + self.losses
             + self.block_metrics
         }
 

@@ -18,6 +18,9 @@ Endpoints:
   the last); adds those heads' weights.
 - `serve_exit_k` (with `early_exits`): an early exit after block k
   (k in 0..K-2), the units of blocks 0..k then head k; adds that head.
+
+An `AssociatedModel` exports its own endpoints (the effective parameters,
+shortcut exits, an adaptive endpoint): see `localgrad.export.associated`.
 """
 
 import dataclasses
@@ -27,8 +30,10 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from localgrad.associated import AssociatedModel
 from localgrad.ensemble import check_num_heads, ensemble_log_probs
 from localgrad.export import sizes
+from localgrad.export.associated import AssociatedInferenceModule
 from localgrad.export.tflite import TFLITE_FILENAME, convert_to_tflite
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
@@ -240,6 +245,7 @@ def save(
     ensemble: int | None = None,
     early_exits: bool | Sequence[int] = False,
     tflite: bool = False,
+    adaptive_threshold: float | None = None,
 ) -> ExportSummary:
     """Exports a trained greedy model's inference endpoints as a SavedModel.
 
@@ -266,16 +272,30 @@ def save(
             block, or a list of block indices in 0..K-2: `serve_exit_k`
             runs blocks 0..k and head k.
         tflite: Also write `path/model.tflite` with the same signatures.
+        adaptive_threshold: `AssociatedModel` only: add `serve_adaptive`,
+            where each example exits at the first depth whose largest
+            probability reaches this threshold.
+
+    An `AssociatedModel` exports `serve` (h_1(…h_K(b_K(s_K))), the
+    effective parameters only), `serve_exit_k` (the shortcut at depth k,
+    adding bridge k) and `serve_adaptive`; it has no ensemble:
+
+    ```python
+    localgrad.export.save(al_model, "/tmp/al", early_exits=True,
+                          adaptive_threshold=0.9)
+    loaded.serve_adaptive(images)["exit_block"]
+    ```
 
     Returns:
         An `ExportSummary` (endpoints, exported parameters, sizes).
 
     Raises:
         ValueError: for more ensemble members than heads, an exit after
-            the last block (or any index outside 0..K-2), or a model that
-            is not a GreedyModel or Network.
+            the last block (or any index outside 0..K-2), a model that
+            is not a GreedyModel or Network, an ensemble of an
+            AssociatedModel, or an adaptive threshold for another model.
     """
-    module = InferenceModule(model, ensemble=ensemble, early_exits=early_exits)
+    module = _inference_module(model, ensemble, early_exits, adaptive_threshold)
     tf.saved_model.save(module, path, signatures=module.signatures())
     tflite_path, tflite_bytes = None, 0
     if tflite:
@@ -291,6 +311,27 @@ def save(
         tflite_path=tflite_path,
         tflite_bytes=tflite_bytes,
     )
+
+
+def _inference_module(model, ensemble, early_exits, adaptive_threshold):
+    if isinstance(model, AssociatedModel):
+        if ensemble is not None:
+            raise ValueError(
+                "An AssociatedModel has no heads to ensemble; export it "
+                "without ensemble= (early_exits= and adaptive_threshold= "
+                "give its shortcut predictions)."
+            )
+        return AssociatedInferenceModule(
+            model,
+            resolve_early_exits(early_exits, model.num_blocks),
+            adaptive_threshold,
+        )
+    if adaptive_threshold is not None:
+        raise ValueError(
+            "adaptive_threshold= is for an AssociatedModel's shortcut "
+            f"predictions; got a {type(model).__name__}."
+        )
+    return InferenceModule(model, ensemble=ensemble, early_exits=early_exits)
 
 
 def _parts(model):

@@ -59,6 +59,7 @@ def export_workdir(
     ensemble: int | None = None,
     early_exits: bool | Sequence[int] = False,
     tflite: bool = False,
+    adaptive_threshold: float | None = None,
 ) -> str:
     """Exports a workdir's trained model; returns a size report.
 
@@ -68,6 +69,8 @@ def export_workdir(
         ensemble: As for `localgrad.export.save`.
         early_exits: As for `localgrad.export.save`.
         tflite: As for `localgrad.export.save`.
+        adaptive_threshold: As for `localgrad.export.save` (an
+            `AssociatedModel`'s adaptive endpoint).
 
     Returns:
         A printable table: variables, parameters and bytes of the export
@@ -84,6 +87,7 @@ def export_workdir(
         ensemble=ensemble,
         early_exits=early_exits,
         tflite=tflite,
+        adaptive_threshold=adaptive_threshold,
     )
     return format_report(
         summary,

@@ -16,8 +16,8 @@ class CNN1Head(Head):
     padding), ReLU, adaptive average pooling to min(H, 2) x min(W, 2),
     batch normalization, flatten, Dense(n). The batch normalization uses
     `bn_momentum` (0.9 by default) and epsilon 1e-5, as the network's
-    units (PyTorch's defaults). The pooled size is that of DGL's `cnn` head: methods.md §7
-    names the pooling but not its size.
+    units (PyTorch's defaults). The pooled size is that of DGL's `cnn`
+    head: methods.md §7 names the pooling but not its size.
 
     Example:
 
