@@ -153,18 +153,8 @@ class AsyncExecutor(Executor):
         self.forward_steps = [0] * len(self.blocks)
         self.made_up_steps = [0] * len(self.blocks)
         self._weighted = False
-        self._train = [
-            block_step.on_replicas(
-                strategy, block_step.train_step(b, self.jit_compile), eager
-            )
-            for b in self.blocks
-        ]
-        self._forward = [
-            block_step.on_replicas(
-                strategy, block_step.forward_step(b, self.jit_compile), eager
-            )
-            for b in self.blocks
-        ]
+        self._train = self.compiled_steps(block_step.train_step)
+        self._forward = self.compiled_steps(block_step.forward_step)
 
     def train(self, x, y, sample_weight, trained) -> None:
         self._check_trained(trained)
@@ -221,7 +211,7 @@ class AsyncExecutor(Executor):
         if not bool(sample.found):
             return False
         weights = sample.sample_weight if self._weighted else None
-        self.step(block, sample.features, sample.labels, weights)
+        self.step(block, _restored(sample.features), sample.labels, weights)
         return True
 
     def step(self, block: int, inputs: HandOver, y, sample_weight) -> None:
@@ -241,7 +231,7 @@ class AsyncExecutor(Executor):
 
     def hand_on(self, block: int, outputs: HandOver, y, sample_weight) -> None:
         """Writes block k's output batch to buffer k."""
-        self.buffers[block].write(outputs, y, sample_weight)
+        self.buffers[block].write(_stored(outputs), y, sample_weight)
 
     def trains(self, block: int) -> bool:
         """Whether the block still has steps to train."""
@@ -288,7 +278,7 @@ class AsyncExecutor(Executor):
             buffers.append(
                 ReplayBuffer(
                     settings.buffer_size,
-                    _spec(hand_over),
+                    _spec(_stored(hand_over)),
                     _spec(y),
                     None if sample_weight is None else _spec(sample_weight),
                     sampling=settings.sampling,
@@ -309,3 +299,13 @@ def _spec(structure):
     return tf.nest.map_structure(
         lambda t: tf.TensorSpec(t.shape, t.dtype), structure
     )
+
+
+def _stored(hand_over):
+    """What a buffer holds of a hand-over: its tensors (no None field)."""
+    return hand_over.features if hand_over.labels is None else hand_over
+
+
+def _restored(stored):
+    """The hand-over a buffer's sample stands for."""
+    return stored if isinstance(stored, HandOver) else HandOver(stored)

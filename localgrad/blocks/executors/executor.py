@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from localgrad.blocks import block_step
 from localgrad.blocks.block import Block
 
 
@@ -57,6 +58,26 @@ class Executor(abc.ABC):
             trained: The blocks that train (sorted indices); blocks before
                 the first run forward only, blocks after the last not at all.
         """
+
+    def compiled_steps(self, make_step) -> list:
+        """One compiled per-replica step per block, from `make_step`.
+
+        Example:
+
+        ```python
+        self._train = self.compiled_steps(block_step.train_step)
+        ```
+
+        Args:
+            make_step: `block_step.train_step` or `block_step.forward_step`
+                (a function of a block and `jit_compile`).
+        """
+        return [
+            block_step.on_replicas(
+                self.strategy, make_step(block, self.jit_compile), self.eager
+            )
+            for block in self.blocks
+        ]
 
     @property
     def in_flight(self) -> bool:

@@ -30,18 +30,8 @@ class SynchronousExecutor(Executor):
 
     def __init__(self, blocks, strategy, eager=False, jit_compile=False):
         super().__init__(blocks, strategy, eager, jit_compile)
-        self._train = [
-            block_step.on_replicas(
-                strategy, block_step.train_step(b, self.jit_compile), eager
-            )
-            for b in self.blocks
-        ]
-        self._forward = [
-            block_step.on_replicas(
-                strategy, block_step.forward_step(b, self.jit_compile), eager
-            )
-            for b in self.blocks
-        ]
+        self._train = self.compiled_steps(block_step.train_step)
+        self._forward = self.compiled_steps(block_step.forward_step)
 
     def train(self, x, y, sample_weight, trained) -> None:
         def step(block, hand_over):
