@@ -21,6 +21,6 @@ setuptools.setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "scikit-learn", "mnist1d", "ruff"],
+        "test": ["pytest", "pytest-xdist", "scikit-learn", "mnist1d", "ruff"],
     },
 )
