@@ -125,7 +125,8 @@ def default_config() -> config_dict.ConfigDict:
     config.lr_schedule = "cosine"  # constant, cosine or step.
     config.warmup_epochs = 0.0  # Linear warm-up (cosine only).
     config.lr_decay_epochs = ()  # step: epochs at which lr is multiplied
-    config.lr_decay_factor = 0.1  # by this factor.
+    config.lr_decay_factor = 0.1  # by this factor,
+    config.lr_decay_factors = ()  # or by the i-th of these at the i-th.
     config.label_smoothing = 0.0
     # Precise BatchNorm: before each validation and at the end, set every
     # BatchNorm's statistics to the exact ones of this many training
@@ -338,10 +339,25 @@ def check_config(config: config_dict.ConfigDict) -> None:
             f"warmup_epochs={config.warmup_epochs} needs lr_schedule="
             "'cosine' and a value >= 0."
         )
-    if config.lr_decay_epochs and config.lr_schedule != "step":
+    if (
+        config.lr_decay_epochs or config.lr_decay_factors
+    ) and config.lr_schedule != "step":
         raise ValueError(
-            "lr_decay_epochs is for lr_schedule='step'; got "
-            f"lr_schedule={config.lr_schedule!r}."
+            "lr_decay_epochs and lr_decay_factors are for lr_schedule="
+            f"'step'; got lr_schedule={config.lr_schedule!r}."
+        )
+    factors = tuple(config.lr_decay_factors)
+    if factors and len(factors) != len(config.lr_decay_epochs):
+        raise ValueError(
+            f"lr_decay_factors={factors} needs one factor per entry of "
+            f"lr_decay_epochs={tuple(config.lr_decay_epochs)}; or leave it "
+            "empty to multiply by lr_decay_factor at each."
+        )
+    if not all(
+        isinstance(factor, (int, float)) and factor > 0 for factor in factors
+    ):
+        raise ValueError(
+            f"lr_decay_factors must be numbers > 0; got {factors}."
         )
     _check_devices(config.devices)
     _check_cluster(config.cluster, config.cluster_timeout)
