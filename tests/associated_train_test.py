@@ -79,7 +79,7 @@ def test_bad_associated_configs(changes, message):
     "name, variants",
     [
         ("fashion_mnist_associated.py", ("vgg11", "mlp")),
-        ("paper/mnist_mlp_associated.py", ("associated_k4", "backprop")),
+        ("paper/mnist_mlp_associated.py", ("associated", "backprop")),
     ],
 )
 def test_associated_configs_are_valid(name, variants):
