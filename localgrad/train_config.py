@@ -72,7 +72,8 @@ def default_config() -> config_dict.ConfigDict:
     # width the search used; a value set here always wins.
     config.head_width = config_dict.placeholder(float)
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
-    config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
+    # A decoupling.json: its K-block boundaries (and heads, for DGL).
+    config.decoupling = config_dict.placeholder(str)
     # Associated Learning (method "associated"): the width n of the label
     # codes, and the label side's (g_i, h_i) learning rate over the rest's.
     config.label_width = config_dict.placeholder(int)
@@ -530,11 +531,16 @@ def _check_method(config):
             "explicit boundaries."
         )
     if config.decoupling is not None:
-        if config.method != "dgl" or boundaries or config.heads is not None:
+        if (
+            config.method not in ("dgl", "associated")
+            or boundaries
+            or config.heads is not None
+        ):
             raise ValueError(
                 "decoupling= sets the boundaries and heads from a SEDONA "
-                "search: use it with method='dgl' and leave boundaries and "
-                "heads unset."
+                "search: use it with method='dgl' (or 'associated', which "
+                "takes only its boundaries) and leave boundaries and heads "
+                "unset."
             )
         if config.balance is not None:
             raise ValueError("decoupling= cannot be combined with balance=.")
@@ -559,10 +565,11 @@ def _check_associated(config):
             "decoder_learning_rate_factor must be > 0; got "
             f"{config.decoder_learning_rate_factor}."
         )
-    if config.heads is not None or config.decoupling is not None:
+    if config.heads is not None or config.head_width is not None:
         raise ValueError(
             "method='associated' ends every block in a bridge: leave heads "
-            "and decoupling unset."
+            "and head_width unset (a decoupling= file gives only its "
+            "boundaries)."
         )
     if config.schedule not in ("parallel", "pipelined"):
         raise ValueError(

@@ -61,7 +61,7 @@ def build_greedy_model(
             `decoupling`, the width the search used (when the file says).
         balance: None, `"memory"` or `"compute"`.
         decoupling: A SEDONA `decoupling.json`: its K-block boundaries and
-            heads are used.
+            heads are used (only the boundaries by `"associated"`).
         transport: A `localgrad.Transport` for every block, or None.
         devices: Device names to place the blocks on (empty: default).
         label_width: Associated Learning's label-code width n.
@@ -78,6 +78,15 @@ def build_greedy_model(
     if method == "backprop":
         return GreedyModel(
             network, num_blocks=1, devices=devices, transport=transport
+        )
+    if method == "associated" and decoupling is not None:
+        return AssociatedModel.from_decoupling(
+            network,
+            decoupling,
+            num_blocks,
+            label_width=label_width,
+            decoder_learning_rate_factor=decoder_learning_rate_factor,
+            devices=devices,
         )
     if method == "associated":
         return AssociatedModel(
