@@ -16,11 +16,22 @@ recipe (Adam 1e-4, batch 32, 200 epochs) is in configs/paper/. The
 per-block losses (`block_k_associated_loss`, `block_k_autoencoder_loss`)
 go to TensorBoard; `accuracy_by_block.png` plots the shortcut accuracy at
 every depth.
+
+The same network, optimizer and budget trained by the other methods, for
+bench/associated.py: `<network>_backprop` (end to end, K = 1) and
+`<network>_dgl` (DGL, K = 4, `mlp_sr` heads), e.g.
+`--config=configs/fashion_mnist_associated.py:vgg11_backprop`.
 """
 
 from localgrad.train_config import default_config
 
-VARIANTS = {"vgg11": 0.5, "mlp": 0.25}
+NETWORKS = {"vgg11": 0.5, "mlp": 0.25}
+METHODS = {
+    "": ("associated", 4),
+    "_backprop": ("backprop", 1),
+    "_dgl": ("dgl", 4),
+}
+VARIANTS = tuple(net + suffix for net in NETWORKS for suffix in METHODS)
 
 
 def get_config(variant="vgg11"):
@@ -28,13 +39,16 @@ def get_config(variant="vgg11"):
         raise ValueError(
             f"Unknown variant {variant!r}; use one of {', '.join(VARIANTS)}."
         )
+    network = next(net for net in NETWORKS if variant.startswith(net))
+    method, num_blocks = METHODS[variant[len(network) :]]
     config = default_config()
     config.dataset = "fashion_mnist"
-    config.model = variant
-    config.width = VARIANTS[variant]
-    config.method = "associated"
-    config.num_blocks = 4
-    config.label_width = 300
+    config.model = network
+    config.width = NETWORKS[network]
+    config.method = method
+    config.num_blocks = num_blocks
+    if method == "associated":
+        config.label_width = 300
     config.batch_size = 128
     config.optimizer = "adam"
     config.learning_rate = 1e-3

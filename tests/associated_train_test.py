@@ -133,7 +133,10 @@ def test_bad_associated_configs(changes, message):
 @pytest.mark.parametrize(
     "name, variants",
     [
-        ("fashion_mnist_associated.py", ("vgg11", "mlp")),
+        (
+            "fashion_mnist_associated.py",
+            ("vgg11", "mlp", "vgg11_backprop", "mlp_dgl"),
+        ),
         ("paper/mnist_mlp_associated.py", ("associated", "backprop")),
     ],
 )
@@ -147,3 +150,22 @@ def test_associated_configs_are_valid(name, variants):
         config = module.get_config(variant)
         train_config.check_config(config)
     assert module.get_config().method == "associated"
+
+
+@pytest.mark.parametrize("network", ["vgg11", "mlp"])
+def test_fashion_mnist_variants_differ_only_in_method(network):
+    spec = importlib.util.spec_from_file_location(
+        "config_module", os.path.join(CONFIGS, "fashion_mnist_associated.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    associated = module.get_config(network)
+    methods = {"associated": associated.num_blocks}
+    for suffix in ("_backprop", "_dgl"):
+        other = module.get_config(network + suffix)
+        methods[other.method] = other.num_blocks
+        differing = {
+            key for key in associated.keys() if associated[key] != other[key]
+        }
+        assert differing <= {"method", "num_blocks", "label_width"}
+    assert methods == {"associated": 4, "backprop": 1, "dgl": 4}
