@@ -19,7 +19,8 @@ every depth.
 
 The same network, optimizer and budget trained by the other methods, for
 bench/associated.py: `<network>_backprop` (end to end, K = 1) and
-`<network>_dgl` (DGL, K = 4, `mlp_sr` heads), e.g.
+`<network>_dgl` (DGL, K = 4, `mlp_sr` heads on VGG-11, `mlp` heads on the
+MLP), e.g.
 `--config=configs/fashion_mnist_associated.py:vgg11_backprop`.
 """
 
@@ -49,6 +50,8 @@ def get_config(variant="vgg11"):
     config.num_blocks = num_blocks
     if method == "associated":
         config.label_width = 300
+    if method == "dgl" and network == "mlp":
+        config.heads = "mlp"  # mlp_sr needs a feature map.
     config.batch_size = 128
     config.optimizer = "adam"
     config.learning_rate = 1e-3

@@ -167,5 +167,5 @@ def test_fashion_mnist_variants_differ_only_in_method(network):
         differing = {
             key for key in associated.keys() if associated[key] != other[key]
         }
-        assert differing <= {"method", "num_blocks", "label_width"}
+        assert differing <= {"method", "num_blocks", "label_width", "heads"}
     assert methods == {"associated": 4, "backprop": 1, "dgl": 4}
