@@ -72,7 +72,8 @@ def default_config() -> config_dict.ConfigDict:
     # width the search used; a value set here always wins.
     config.head_width = config_dict.placeholder(float)
     config.balance = config_dict.placeholder(str)  # None, memory, compute.
-    config.decoupling = config_dict.placeholder(str)  # A decoupling.json.
+    # A decoupling.json: its K-block boundaries (and heads, for DGL).
+    config.decoupling = config_dict.placeholder(str)
     # Associated Learning (method "associated"): the width n of the label
     # codes, and the label side's (g_i, h_i) learning rate over the rest's.
     config.label_width = config_dict.placeholder(int)
@@ -125,7 +126,8 @@ def default_config() -> config_dict.ConfigDict:
     config.lr_schedule = "cosine"  # constant, cosine or step.
     config.warmup_epochs = 0.0  # Linear warm-up (cosine only).
     config.lr_decay_epochs = ()  # step: epochs at which lr is multiplied
-    config.lr_decay_factor = 0.1  # by this factor.
+    config.lr_decay_factor = 0.1  # by this factor,
+    config.lr_decay_factors = ()  # or by the i-th of these at the i-th.
     config.label_smoothing = 0.0
     # Precise BatchNorm: before each validation and at the end, set every
     # BatchNorm's statistics to the exact ones of this many training
@@ -338,10 +340,25 @@ def check_config(config: config_dict.ConfigDict) -> None:
             f"warmup_epochs={config.warmup_epochs} needs lr_schedule="
             "'cosine' and a value >= 0."
         )
-    if config.lr_decay_epochs and config.lr_schedule != "step":
+    if (
+        config.lr_decay_epochs or config.lr_decay_factors
+    ) and config.lr_schedule != "step":
         raise ValueError(
-            "lr_decay_epochs is for lr_schedule='step'; got "
-            f"lr_schedule={config.lr_schedule!r}."
+            "lr_decay_epochs and lr_decay_factors are for lr_schedule="
+            f"'step'; got lr_schedule={config.lr_schedule!r}."
+        )
+    factors = tuple(config.lr_decay_factors)
+    if factors and len(factors) != len(config.lr_decay_epochs):
+        raise ValueError(
+            f"lr_decay_factors={factors} needs one factor per entry of "
+            f"lr_decay_epochs={tuple(config.lr_decay_epochs)}; or leave it "
+            "empty to multiply by lr_decay_factor at each."
+        )
+    if not all(
+        isinstance(factor, (int, float)) and factor > 0 for factor in factors
+    ):
+        raise ValueError(
+            f"lr_decay_factors must be numbers > 0; got {factors}."
         )
     _check_devices(config.devices)
     _check_cluster(config.cluster, config.cluster_timeout)
@@ -514,11 +531,16 @@ def _check_method(config):
             "explicit boundaries."
         )
     if config.decoupling is not None:
-        if config.method != "dgl" or boundaries or config.heads is not None:
+        if (
+            config.method not in ("dgl", "associated")
+            or boundaries
+            or config.heads is not None
+        ):
             raise ValueError(
                 "decoupling= sets the boundaries and heads from a SEDONA "
-                "search: use it with method='dgl' and leave boundaries and "
-                "heads unset."
+                "search: use it with method='dgl' (or 'associated', which "
+                "takes only its boundaries) and leave boundaries and heads "
+                "unset."
             )
         if config.balance is not None:
             raise ValueError("decoupling= cannot be combined with balance=.")
@@ -543,10 +565,11 @@ def _check_associated(config):
             "decoder_learning_rate_factor must be > 0; got "
             f"{config.decoder_learning_rate_factor}."
         )
-    if config.heads is not None or config.decoupling is not None:
+    if config.heads is not None or config.head_width is not None:
         raise ValueError(
             "method='associated' ends every block in a bridge: leave heads "
-            "and decoupling unset."
+            "and head_width unset (a decoupling= file gives only its "
+            "boundaries)."
         )
     if config.schedule not in ("parallel", "pipelined"):
         raise ValueError(

@@ -61,7 +61,7 @@ def build_greedy_model(
             `decoupling`, the width the search used (when the file says).
         balance: None, `"memory"` or `"compute"`.
         decoupling: A SEDONA `decoupling.json`: its K-block boundaries and
-            heads are used.
+            heads are used (only the boundaries by `"associated"`).
         transport: A `localgrad.Transport` for every block, or None.
         devices: Device names to place the blocks on (empty: default).
         label_width: Associated Learning's label-code width n.
@@ -78,6 +78,15 @@ def build_greedy_model(
     if method == "backprop":
         return GreedyModel(
             network, num_blocks=1, devices=devices, transport=transport
+        )
+    if method == "associated" and decoupling is not None:
+        return AssociatedModel.from_decoupling(
+            network,
+            decoupling,
+            num_blocks,
+            label_width=label_width,
+            decoder_learning_rate_factor=decoder_learning_rate_factor,
+            devices=devices,
         )
     if method == "associated":
         return AssociatedModel(
@@ -121,14 +130,15 @@ def learning_rate_schedule(
     total_steps: int,
     warmup_steps: int = 0,
     decay_boundaries: Sequence[int] = (),
-    decay_factor: float = 0.1,
+    decay_factor: float | Sequence[float] = 0.1,
 ) -> LearningRate:
     """A learning rate, constant or scheduled over `total_steps`.
 
     - `"constant"`: `learning_rate` throughout.
     - `"cosine"`: linear warm-up from 0 over `warmup_steps`, then cosine
       decay to 0 over the remaining steps (`keras` `CosineDecay`).
-    - `"step"`: multiplied by `decay_factor` at each of `decay_boundaries`.
+    - `"step"`: multiplied by `decay_factor` at each of `decay_boundaries`,
+      or, for a list of factors, by the i-th factor at the i-th boundary.
 
     Example:
 
@@ -137,6 +147,11 @@ def learning_rate_schedule(
                                 warmup_steps=50)
     float(lr(50))   # 0.1
     float(lr(1000))  # 0.0
+    # The AL paper's: x0.1 at 40, 60 and 80 % of the steps, x0.5 at 90 %.
+    lr = learning_rate_schedule("step", 1e-4, 1000,
+                                decay_boundaries=[400, 600, 800, 900],
+                                decay_factor=[0.1, 0.1, 0.1, 0.5])
+    float(lr(901))  # 5e-8
     ```
 
     Args:
@@ -145,7 +160,8 @@ def learning_rate_schedule(
         total_steps: The optimizer steps the schedule spans.
         warmup_steps: Warm-up steps (cosine only).
         decay_boundaries: Increasing steps of the step decays.
-        decay_factor: The factor of each step decay.
+        decay_factor: The factor of each step decay, or one factor per
+            boundary.
 
     Returns:
         A float or a `keras.optimizers.schedules.LearningRateSchedule`.
@@ -177,18 +193,35 @@ def learning_rate_schedule(
             raise ValueError(
                 f"Step decay boundaries {boundaries} must increase."
             )
+        factors = _decay_factors(decay_factor, len(boundaries))
         if not boundaries:
             return float(learning_rate)
-        values = [
-            float(learning_rate * decay_factor**i)
-            for i in range(len(boundaries) + 1)
-        ]
+        values = [float(learning_rate)]
+        for factor in factors:
+            values.append(values[-1] * factor)
         return keras.optimizers.schedules.PiecewiseConstantDecay(
             boundaries, values
         )
     raise ValueError(
         f"Unknown lr_schedule {kind!r}; use constant, cosine or step."
     )
+
+
+def _decay_factors(decay_factor, count):
+    """The factor of each of `count` step decays."""
+    if isinstance(decay_factor, (int, float)):
+        factors = [float(decay_factor)] * count
+    else:
+        factors = [float(factor) for factor in decay_factor]
+        if len(factors) != count:
+            raise ValueError(
+                f"{len(factors)} step decay factors {factors} for {count} "
+                "boundaries: give one factor per boundary, or a single "
+                "number for all."
+            )
+    if not all(factor > 0 for factor in factors):
+        raise ValueError(f"Step decay factors must be > 0; got {factors}.")
+    return factors
 
 
 def build_optimizer(

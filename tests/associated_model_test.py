@@ -324,3 +324,20 @@ def test_every_component_trains_on_every_batch():
         model.trained_blocks = [1]
     model.trained_blocks = [0, 1]
     assert model.trained_blocks == [0, 1]
+
+
+def test_label_side_and_bridges_start_he_normal():
+    # The official code's initialization: std sqrt(2 / fan_in) (Keras'
+    # Glorot-uniform would give g_1 sqrt(2 / (10 + 300)), 5.6x smaller).
+    keras.utils.set_random_seed(0)
+    net = localgrad.models.build("mlp", (8,), 10, width=0.25)
+    model = localgrad.AssociatedModel(net, num_blocks=2, label_width=300)
+    kernels = {
+        "g_1": (model.encoders[0].kernel, 10),
+        "g_2": (model.encoders[1].kernel, 300),
+        "h_1": (model.decoders[0].kernel, 300),
+        "b_1": (model.bridges[0].layers[1].kernel, 256),
+    }
+    for name, (kernel, fan_in) in kernels.items():
+        std = float(np.std(kernel.numpy()))
+        assert std == pytest.approx(np.sqrt(2 / fan_in), rel=0.1), name

@@ -3,6 +3,8 @@
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,8 @@ import pytest
 import localgrad
 from localgrad import train_config, train_lib
 
-CONFIGS = os.path.join(os.path.dirname(__file__), os.pardir, "configs")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+CONFIGS = os.path.join(ROOT, "configs")
 
 
 def _config(epochs=2):
@@ -57,12 +60,64 @@ def test_associated_run_writes_per_block_losses_and_resumes(tmp_path):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5)
 
 
+def test_binary_cuts_the_components_at_a_decoupling_file(tmp_path):
+    from localgrad.search import make_decoupling, write_decoupling
+
+    network = localgrad.models.build("vgg11", (8, 8, 1), 10, width=0.125)
+    alpha = np.tile([0.5, 0.5], (network.num_units - 1, 1))
+    alpha[0], alpha[3] = [0.9, 0.1], [0.8, 0.2]  # Units 1 and 4: local.
+    beta = np.tile([0.2, 0.8], (network.num_units - 1, 1))
+    path = str(tmp_path / "decoupling.json")
+    write_decoupling(
+        path,
+        make_decoupling(
+            network.architecture,
+            network.unit_names,
+            ["mlp_sr", "linear"],
+            alpha,
+            beta,
+        ),
+    )
+    workdir = tmp_path / "run"
+    run = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "bin", "train.py"),
+            "--config=" + os.path.join(CONFIGS, "tiny.py"),
+            f"--workdir={workdir}",
+            "--config.method=associated",
+            "--config.label_width=16",
+            "--config.optimizer=adam",
+            "--config.learning_rate=0.001",
+            "--config.weight_decay=0",
+            f"--config.decoupling={path}",
+            "--config.epochs=1",
+            "--config.steps_per_epoch=2",
+        ],
+        cwd=str(tmp_path),
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    with open(workdir / "metrics.json") as file:
+        metrics = json.load(file)
+    assert metrics["boundaries"] == [1, 4]  # Not tiny.py's even [3, 5].
+    assert [head["head"] for head in metrics["heads"]] == ["bridge"] * 3
+    model = localgrad.export.load_trained_model(str(workdir))
+    assert isinstance(model, localgrad.AssociatedModel)
+    assert model.block_ranges == [(0, 1), (1, 4), (4, 8)]
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [
         (dict(label_width=None), "needs label_width"),
         (dict(label_width=0), "label_width must be a positive integer"),
         (dict(heads="mlp"), "leave heads"),
+        (dict(head_width=0.5), "head_width unset"),
+        (dict(decoupling="/tmp/d.json", boundaries=(1, 2, 3)), "boundaries"),
         (dict(schedule="sequential"), "every component on every batch"),
         (dict(decoder_learning_rate_factor=0.0), "must be > 0"),
         (dict(method="dgl"), "label_width is for method='associated'"),
@@ -78,8 +133,11 @@ def test_bad_associated_configs(changes, message):
 @pytest.mark.parametrize(
     "name, variants",
     [
-        ("fashion_mnist_associated.py", ("vgg11", "mlp")),
-        ("paper/mnist_mlp_associated.py", ("associated_k4", "backprop")),
+        (
+            "fashion_mnist_associated.py",
+            ("vgg11", "mlp", "vgg11_backprop", "mlp_dgl"),
+        ),
+        ("paper/mnist_mlp_associated.py", ("associated", "backprop")),
     ],
 )
 def test_associated_configs_are_valid(name, variants):
@@ -92,3 +150,22 @@ def test_associated_configs_are_valid(name, variants):
         config = module.get_config(variant)
         train_config.check_config(config)
     assert module.get_config().method == "associated"
+
+
+@pytest.mark.parametrize("network", ["vgg11", "mlp"])
+def test_fashion_mnist_variants_differ_only_in_method(network):
+    spec = importlib.util.spec_from_file_location(
+        "config_module", os.path.join(CONFIGS, "fashion_mnist_associated.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    associated = module.get_config(network)
+    methods = {"associated": associated.num_blocks}
+    for suffix in ("_backprop", "_dgl"):
+        other = module.get_config(network + suffix)
+        methods[other.method] = other.num_blocks
+        differing = {
+            key for key in associated.keys() if associated[key] != other[key]
+        }
+        assert differing <= {"method", "num_blocks", "label_width", "heads"}
+    assert methods == {"associated": 4, "backprop": 1, "dgl": 4}

@@ -21,6 +21,10 @@ UNIT_COUNTS = {
     "resnet50": 16,
     "resnet101": 33,
     "resnet152": 50,
+    "resnet20": 10,
+    "resnet32": 16,
+    "cnn_al": 4,
+    "vgg_al": 4,
 }
 WIDTH = 0.125
 

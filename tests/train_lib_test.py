@@ -228,6 +228,19 @@ def test_predsim_sequential_with_label_smoothing(tmp_path):
     )
 
 
+def test_step_schedule_with_a_factor_per_decay(tmp_path):
+    config = _tiny_config()
+    config.epochs, config.steps_per_epoch = 3, 2
+    config.lr_schedule = "step"
+    config.lr_decay_epochs = (1, 2)  # Steps 2 and 4.
+    config.lr_decay_factors = (0.1, 0.5)
+    train_lib.train_and_evaluate(config, str(tmp_path))
+    directory = str(tmp_path / "tensorboard" / "train")
+    rates = [_block_learning_rates(directory, epoch)[0] for epoch in range(3)]
+    lr = config.learning_rate
+    np.testing.assert_allclose(rates, [lr, 0.1 * lr, 0.05 * lr], rtol=1e-5)
+
+
 def _block_learning_rates(directory, epoch=0):
     rates = {}
     for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):

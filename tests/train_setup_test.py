@@ -35,6 +35,28 @@ def test_step_schedule_multiplies_at_each_boundary():
     assert train_setup.learning_rate_schedule("constant", 0.3, 10) == 0.3
 
 
+def test_step_schedule_with_a_factor_per_boundary():
+    # The AL paper's: x0.1 at 40, 60 and 80 % of the steps, x0.5 at 90 %.
+    lr = train_setup.learning_rate_schedule(
+        "step",
+        1e-4,
+        100,
+        decay_boundaries=[40, 60, 80, 90],
+        decay_factor=[0.1, 0.1, 0.1, 0.5],
+    )
+    values = [_lr(lr, step) for step in (0, 40, 41, 61, 81, 90, 91, 99)]
+    expected = [1e-4, 1e-4, 1e-5, 1e-6, 1e-7, 1e-7, 5e-8, 5e-8]
+    np.testing.assert_allclose(values, expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="one factor per boundary"):
+        train_setup.learning_rate_schedule(
+            "step", 0.1, 10, decay_boundaries=[5], decay_factor=[0.1, 0.5]
+        )
+    with pytest.raises(ValueError, match="must be > 0"):
+        train_setup.learning_rate_schedule(
+            "step", 0.1, 10, decay_boundaries=[5], decay_factor=[0.0]
+        )
+
+
 def test_schedule_rejects_bad_steps():
     with pytest.raises(ValueError, match="warmup_steps"):
         train_setup.learning_rate_schedule("cosine", 0.1, 10, warmup_steps=10)
@@ -162,6 +184,27 @@ def test_check_config_names_the_bad_field(field, value, message):
     config[field] = value
     with pytest.raises(ValueError, match=message):
         train_config.check_config(config)
+
+
+@pytest.mark.parametrize(
+    "schedule, factors, message",
+    [
+        ("cosine", (0.5,), "are for lr_schedule='step'"),
+        ("step", (0.1, 0.5), "one factor per entry"),
+        ("step", (-0.1,), "numbers > 0"),
+    ],
+)
+def test_check_config_checks_the_decay_factors(schedule, factors, message):
+    config = train_config.default_config()
+    config.lr_schedule = schedule
+    config.lr_decay_factors = factors
+    if schedule == "step":
+        config.lr_decay_epochs = (3,)
+    with pytest.raises(ValueError, match=message):
+        train_config.check_config(config)
+    config.lr_schedule, config.lr_decay_factors = "step", (0.5,)
+    config.lr_decay_epochs = (3,)
+    train_config.check_config(config)
 
 
 def test_check_config_rejects_contradictory_methods():

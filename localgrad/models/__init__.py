@@ -1,5 +1,6 @@
 """Architectures as `localgrad.Network`s, chosen by name with `build`."""
 
+from localgrad.models.cifar_resnet import stage_boundaries
 from localgrad.models.registry import MODEL_NAMES, build
 from localgrad.models.residual import (
     BasicBlock,
@@ -18,4 +19,5 @@ __all__ = [
     "ResNetStem",
     "ResidualUnit",
     "build",
+    "stage_boundaries",
 ]

@@ -3,12 +3,23 @@
 import math
 from collections.abc import Sequence
 
+from localgrad.models.associated_nets import build_cnn_al, build_vgg_al
+from localgrad.models.cifar_resnet import (
+    CIFAR_RESNET_DEPTHS,
+    build_cifar_resnet,
+)
 from localgrad.models.mlp import build_mlp
 from localgrad.models.resnet import RESNET_LAYOUTS, build_resnet
 from localgrad.models.vgg import VGG_LAYOUTS, build_vgg
 from localgrad.network import Network
 
-MODEL_NAMES = ("mlp",) + tuple(VGG_LAYOUTS) + tuple(RESNET_LAYOUTS)
+MODEL_NAMES = (
+    ("mlp",)
+    + tuple(VGG_LAYOUTS)
+    + tuple(RESNET_LAYOUTS)
+    + tuple(CIFAR_RESNET_DEPTHS)
+    + ("cnn_al", "vgg_al")
+)
 
 
 def build(
@@ -21,9 +32,12 @@ def build(
 
     Names: `"mlp"` (4 hidden units of `int(1024 * width)`), `"vgg11"`,
     `"vgg13"`, `"vgg16"`, `"vgg19"` (with batch normalization), `"resnet18"`,
-    `"resnet34"`, `"resnet50"`, `"resnet101"`, `"resnet152"`. Units are named
-    `unit_00`, `unit_01`, ...; images with a shorter side under 64 pixels get
-    the CIFAR stem and classifier, larger ones the ImageNet ones.
+    `"resnet34"`, `"resnet50"`, `"resnet101"`, `"resnet152"`; the CIFAR
+    ResNets `"resnet20"`, `"resnet32"` (the stem a unit of its own); and the
+    Associated Learning paper's `"cnn_al"` and `"vgg_al"` (4 units each, one
+    per AL component). Units are named `unit_00`, `unit_01`, ...; for VGG
+    and ResNet-18..152, images with a shorter side under 64 pixels get the
+    CIFAR stem and classifier, larger ones the ImageNet ones.
 
     Example:
 
@@ -75,4 +89,10 @@ def build(
         return build_mlp(shape, num_classes, width)
     if name in VGG_LAYOUTS:
         return build_vgg(name, shape, num_classes, width)
+    if name in CIFAR_RESNET_DEPTHS:
+        return build_cifar_resnet(name, shape, num_classes, width)
+    if name == "cnn_al":
+        return build_cnn_al(shape, num_classes, width)
+    if name == "vgg_al":
+        return build_vgg_al(shape, num_classes, width)
     return build_resnet(name, shape, num_classes, width)
