@@ -32,7 +32,7 @@ chief process (connecting is process-wide); the workers are started once.
 The model flags (`--models`, `--width`, `--image_size`, `--batch_size`,
 `--heads`, `--epoch_steps`, `--output`) are bench/pipeline_speed.py's.
 
-Run on an idle machine (about 20 minutes on 2 CPU cores):
+Run on an idle machine (roughly 15 minutes on 2 CPU cores, estimated):
 
     python bench/async_speed.py --models=vgg11 --slowdowns=1.0,1.5,2.0 \
         --output=bench/results/async_speed.json
