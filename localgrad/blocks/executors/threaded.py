@@ -50,6 +50,9 @@ class ThreadedExecutor(AsyncExecutor):
         localgrad.callbacks.GreedySchedule("async", buffer_size=5)])
     ```
 
+    Blocks on the workers of a cluster run the same way, block k's steps
+    on its worker task (`devices=localgrad.distribute.connect(...)`).
+
     Args:
         blocks: The model's compiled blocks.
         strategy: The model's distribution strategy (one replica).
