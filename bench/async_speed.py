@@ -7,8 +7,13 @@ with one thread. Worker `--slowed_task` is slowed for real by every factor
 s of `--slowdowns`: while a configuration runs, this process stops that
 worker (SIGSTOP) and lets it go on (SIGCONT) in cycles of
 `--throttle_period` seconds, running 1/s of each, so its steps take about s
-times longer whatever trains on it. On these same workers, in the same
-run, for every s:
+times longer whatever trains on it. A stop costs more than its length
+(in a smoke run on a loaded machine, 10 ms cycles made the pipelined
+epochs of 8 ms steps 11x longer at s = 1.5, 100 ms cycles 3x): keep the
+steps long against the cycle, and read the effective slowdown from
+`pipelined_slowdown` (pipelined epoch seconds at s / at s = 1.0, when
+1.0 is among `--slowdowns`). On these same workers, in the same run, for
+every s:
 
 - `pipelined_2w`: `GreedySchedule("pipelined")`; every step both blocks
   train, so each waits for the slower one.
@@ -60,7 +65,7 @@ flags.DEFINE_list("slowdowns", ["1.0", "1.5", "2.0"], "Slowed worker's s.")
 flags.DEFINE_integer("slowed_task", 1, "The worker task that is slowed.")
 flags.DEFINE_integer("buffer_size", 5, "M, the replay buffer's batches.")
 flags.DEFINE_integer("epochs", 4, "Epochs every block trains (>= 2).")
-flags.DEFINE_float("throttle_period", 0.01, "Seconds of a stop/go cycle.")
+flags.DEFINE_float("throttle_period", 0.1, "Seconds of a stop/go cycle.")
 
 SCHEDULES = ("pipelined_2w", "async_2w")
 # Seconds between two looks at the asynchronous blocks' step counts.
@@ -73,7 +78,7 @@ class Throttle:
     Example:
 
     ```python
-    with Throttle(workers.pids[1], slowdown=1.5, period=0.01):
+    with Throttle(workers.pids[1], slowdown=1.5, period=0.1):
         ...  # worker 1 runs 2/3 of the time
     ```
     """
@@ -262,6 +267,22 @@ def _compare(rows):
     )
 
 
+def _add_pipelined_slowdown(results, model_name):
+    """Adds `pipelined_slowdown` to `model_name`'s rows: pipelined epoch
+    seconds at their s / at s = 1.0 (if measured), the effective s."""
+    rows = [r for r in results if r["model"] == model_name]
+    pipelined = {
+        r["slowdown"]: r["epoch_seconds"][0]
+        for r in rows
+        if r["schedule"] == "pipelined_2w"
+    }
+    if 1.0 in pipelined:
+        for row in rows:
+            row["pipelined_slowdown"] = (
+                pipelined[row["slowdown"]] / pipelined[1.0]
+            )
+
+
 def _print_row(row):
     epochs = [round(e, 3) for e in row["epoch_seconds"]]
     line = (
@@ -307,6 +328,7 @@ def main(argv):
                     row.update(model=model_name, slowdown=slowdown)
                     results.append(row)
                     _print_row(row)
+            _add_pipelined_slowdown(results, model_name)
     if FLAGS.output:
         os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
         with open(FLAGS.output, "w") as file:
