@@ -111,7 +111,8 @@ def measure(model_name, name, cluster):
     return dict(figures, configuration=name, devices=devices)
 
 
-def _data(steps):
+def random_data(steps):
+    """`steps` batches of random images and labels, as two arrays."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -121,7 +122,8 @@ def _data(steps):
     return x.astype("float32"), y.astype("int32")
 
 
-def _network(model_name):
+def build_network(model_name):
+    """The benchmark's `model_name` network (`--width`, `--image_size`)."""
     import keras
 
     import localgrad
@@ -133,14 +135,17 @@ def _network(model_name):
     )
 
 
-def _greedy_figures(model_name, schedule, devices, num_blocks):
-    """GreedyModel with block placement (the core's `devices=`)."""
+def greedy_model(model_name, devices, num_blocks):
+    """The benchmark's compiled GreedyModel, block k on `devices[k]`.
+
+    Its blocks are balanced by compute (FLOPs) and end in `--heads`.
+    """
     import keras
 
     import localgrad
 
     model = localgrad.GreedyModel(
-        _network(model_name),
+        build_network(model_name),
         num_blocks=num_blocks,
         heads=FLAGS.heads,
         balance="compute" if num_blocks > 1 else None,
@@ -151,9 +156,17 @@ def _greedy_figures(model_name, schedule, devices, num_blocks):
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
+    return model
+
+
+def _greedy_figures(model_name, schedule, devices, num_blocks):
+    """GreedyModel with block placement (the core's `devices=`)."""
+    import localgrad
+
+    model = greedy_model(model_name, devices, num_blocks)
     mode = "pipelined" if schedule == "pipelined" else "parallel"
     callbacks = [localgrad.callbacks.GreedySchedule(mode)]
-    x, y = _data(FLAGS.epoch_steps)
+    x, y = random_data(FLAGS.epoch_steps)
 
     def fit_epoch(num_batches):
         examples = num_batches * FLAGS.batch_size
@@ -181,7 +194,7 @@ def _keras_figures(model_name, schedule, devices, num_blocks):
     """Two plain Keras blocks, each step a tf.function on its worker."""
     import localgrad
 
-    network = _network(model_name)
+    network = build_network(model_name)
     if num_blocks == 1:
         ends = [network.num_units]
     else:
@@ -193,7 +206,7 @@ def _keras_figures(model_name, schedule, devices, num_blocks):
             network.num_units
         ]
     steps = _block_steps(model_name, devices, ends)
-    x, y = _data(FLAGS.epoch_steps)
+    x, y = random_data(FLAGS.epoch_steps)
     batches = [
         (x[i : i + FLAGS.batch_size], y[i : i + FLAGS.batch_size])
         for i in range(0, len(x), FLAGS.batch_size)
@@ -220,7 +233,8 @@ def _block_steps(model_name, devices, ends):
     steps, start = [], 0
     for device, end in zip(devices, ends):
         with tf.device(device):  # The block's variables live there.
-            network = _network(model_name)  # Only units start..end used.
+            # Only units start..end are used.
+            network = build_network(model_name)
             if end == network.num_units:
                 head = network.classifier
             else:

@@ -213,6 +213,44 @@ def test_threads_on_two_devices_learn_digits():
     assert logs["accuracy"] > 0.8, logs
 
 
+def test_threads_reading_once_in_order_train_the_parallel_weights():
+    # Block 1, 3x slower, reads each batch once in the order written: it
+    # sees block 0's outputs as in the parallel schedule, whatever the
+    # threads' speeds (tests/distribute_async_test.py: on 2 workers).
+    x, y = _data(48)
+    devices = ["/cpu:0", "/cpu:1"]
+    parallel = _dense_model(num_blocks=2, devices=devices)
+    parallel.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    threaded = _dense_model(num_blocks=2, devices=devices)
+    schedule = GreedySchedule(
+        "async",
+        buffer_size=2,
+        sampling="fifo",
+        max_reuse=1,
+        slowdown={1: 3.0},
+        block_epochs=2,
+        verbose=0,
+    )
+    threaded.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=schedule.total_epochs(2),
+        shuffle=False,
+        verbose=0,
+        callbacks=[schedule],
+    )
+    executor = schedule.async_run.executor
+    assert isinstance(executor, ThreadedExecutor)
+    assert executor.block_steps == [12, 12]  # 2 epochs of 6 batches
+    (stats,) = executor.statistics()
+    assert stats["reads"] == 12
+    assert stats["uses_histogram"][0] == 0  # None overwritten unread.
+    assert executor.forward_steps[0] <= 2 + 1  # At most M ahead.
+    for mine, theirs in zip(_weights(threaded), _weights(parallel)):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_a_worker_error_is_raised_in_the_keras_thread():
     x, y = _data(32)
     model = _dense_model(num_blocks=2, devices=["/cpu:0", "/cpu:1"])

@@ -22,9 +22,10 @@ SCENARIOS = os.path.join(os.path.dirname(__file__), "distribute_scenarios.py")
 NO_HANG_SECONDS = 300
 
 
-def _run(scenario, *args):
+def _run(scenario, *args, script=SCENARIOS):
+    """Runs `scenario` of `script` in a fresh process; returns its RESULT."""
     completed = subprocess.run(
-        [sys.executable, SCENARIOS, scenario, *map(str, args)],
+        [sys.executable, script, scenario, *map(str, args)],
         capture_output=True,
         text=True,
         timeout=NO_HANG_SECONDS,

@@ -1,4 +1,5 @@
-"""A pipelined GreedyModel on worker processes, and bin/train.py on them.
+"""A pipelined GreedyModel on worker processes, and bin/train.py on them
+(pipelined, and asynchronous with a thread per block).
 
 Every scenario connects in its own process (tests/distribute_scenarios.py,
 connecting is process-wide); the workers are `tf.distribute.Server`
@@ -58,26 +59,37 @@ def test_a_worker_killed_during_a_pipelined_fit_is_named():
     assert f"Worker task 1 at {workers.addresses[1]}" in result["message"]
 
 
-def _train(workdir, cluster, epochs):
+def _train(workdir, cluster, epochs, schedule):
     return [
         sys.executable,
         os.path.join(ROOT, "bin", "train.py"),
         "--config=" + os.path.join(ROOT, "configs", "tiny.py"),
         f"--workdir={workdir}",
         "--config.num_blocks=2",
-        "--config.schedule=pipelined",
+        f"--config.schedule={schedule}",
         f"--config.cluster={cluster}",
         "--config.steps_per_epoch=3",
         f"--config.epochs={epochs}",
     ]
 
 
-def test_train_binary_on_a_cluster_resumes_after_a_lost_worker(tmp_path):
+# "async": real asynchronous DGL, a thread per block, on the workers.
+@pytest.mark.parametrize("schedule", ["pipelined", "async"])
+def test_train_binary_on_a_cluster_resumes_after_a_lost_worker(
+    tmp_path, schedule
+):
     workdir = tmp_path / "run"
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    # Under async, --config.epochs are each block's own; fit may run up
+    # to total_epochs(2) epochs for the last block to finish them.
+    fit_epochs = EPOCHS
+    if schedule == "async":
+        fit_epochs = localgrad.callbacks.GreedySchedule(
+            "async", block_epochs=EPOCHS
+        ).total_epochs(2)
     with localgrad.distribute.LocalCluster(2) as workers:
         first = subprocess.Popen(
-            _train(workdir, workers.cluster, EPOCHS),
+            _train(workdir, workers.cluster, EPOCHS, schedule),
             env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -101,7 +113,7 @@ def test_train_binary_on_a_cluster_resumes_after_a_lost_worker(tmp_path):
 
         workers.restart(1)
         second = subprocess.run(
-            _train(workdir, workers.cluster, EPOCHS),
+            _train(workdir, workers.cluster, EPOCHS, schedule),
             env=environment,
             capture_output=True,
             text=True,
@@ -109,10 +121,17 @@ def test_train_binary_on_a_cluster_resumes_after_a_lost_worker(tmp_path):
         )
     assert second.returncode == 0, second.stdout + second.stderr
     # Only the missing epochs ran: the run resumed from its checkpoint.
-    assert f"Epoch {epochs_done + 1}/{EPOCHS}" in second.stdout
-    assert f"Epoch {epochs_done}/{EPOCHS}" not in second.stdout
+    assert f"Epoch {epochs_done + 1}/{fit_epochs}" in second.stdout
+    assert f"Epoch {epochs_done}/{fit_epochs}" not in second.stdout
     with open(workdir / "metrics.json") as file:
         metrics = json.load(file)
-    assert metrics["epochs"] == EPOCHS
+    assert EPOCHS <= metrics["epochs"] <= fit_epochs
+    if schedule == "async":  # Every block trained its own epochs.
+        for block in range(2):
+            last = metrics["history"][-1]
+            assert last[f"block_{block}_epochs"] == pytest.approx(EPOCHS)
+        assert "GreedySchedule (async): epochs per block" in second.stdout
+    else:
+        assert metrics["epochs"] == EPOCHS
     assert metrics["config"]["cluster"] == workers.cluster
     assert 0.0 <= metrics["test_accuracy"] <= 1.0

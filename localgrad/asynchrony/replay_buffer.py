@@ -70,7 +70,11 @@ class ReplayBuffer:
 
     Thread safety: `write`, `sample`, `statistics` and `clear` each run as
     one critical section on the buffer's device, so any number of threads
-    may call them at once, eagerly or from their own `tf.function`s. A
+    may call them at once, eagerly or from their own `tf.function`s. Each
+    is one `tf.function` call, even eagerly: on a worker of a cluster, an
+    eager critical section that waits for another thread's would hold up
+    the worker's queue of eager operations, the other thread's release
+    among them (a deadlock). A
     sample is a copy: a later write does not change a batch being trained
     on. Do not call them inside a `jit_compile=True` function (XLA cannot
     compile a critical section), nor create the buffer inside a
@@ -190,6 +194,13 @@ class ReplayBuffer:
         self._sample_function = tf.function(
             functools.partial(ReplayBuffer._sample, self), input_signature=[]
         )
+        self._statistics_function = tf.function(
+            functools.partial(ReplayBuffer._statistics, self),
+            input_signature=[],
+        )
+        self._clear_function = tf.function(
+            functools.partial(ReplayBuffer._clear, self), input_signature=[]
+        )
 
     @property
     def device(self) -> str:
@@ -248,11 +259,13 @@ class ReplayBuffer:
             and `uses_histogram`: bin r counts the batches overwritten
             after exactly r reads (the last bin: r or more).
         """
-        return self._critical.execute(self._read_statistics)
+        with self._on_device():
+            return self._statistics_function()
 
     def clear(self) -> None:
         """Empties the slots, zeroes the statistics and re-seeds."""
-        self._critical.execute(self._clear)
+        with self._on_device():
+            self._clear_function()
 
     def _write(self, features, labels, sample_weight):
         leaves = tf.nest.flatten((features, labels, sample_weight))
@@ -333,6 +346,10 @@ class ReplayBuffer:
         ]
         return _after(updates, (found, tf.where(found, slot, -1), values))
 
+    def _statistics(self):
+        with self._on_device():
+            return self._critical.execute(self._read_statistics)
+
     def _eligible(self):
         return eligible_slots(self._written_at, self._uses, self.max_reuse)
 
@@ -349,6 +366,10 @@ class ReplayBuffer:
         }
 
     def _clear(self):
+        with self._on_device():
+            return self._critical.execute(self._zeroed)
+
+    def _zeroed(self):
         updates = [
             self._rng.state.assign(self._seeded_state),
             self._written_at.assign(

@@ -12,7 +12,8 @@ read (the consumer is behind); a consumer waits while nothing is eligible
 (at the start, or with `max_reuse`). Every wait is on a
 `threading.Condition` with a short timeout and also ends on a shared stop
 event, so no thread waits for one that has gone. A block slowed by s > 1
-sleeps s - 1 times its step's duration after each step.
+sleeps s - 1 times its step's duration after each step but its first
+(which traces the step: not a duration to multiply).
 
 `finish_epoch` (called before every evaluation) pauses the workers once
 their current step is done, so that validation reads the weights and
@@ -50,6 +51,9 @@ class ThreadedExecutor(AsyncExecutor):
         localgrad.callbacks.GreedySchedule("async", buffer_size=5)])
     ```
 
+    Blocks on the workers of a cluster run the same way, block k's steps
+    on its worker task (`devices=localgrad.distribute.connect(...)`).
+
     Args:
         blocks: The model's compiled blocks.
         strategy: The model's distribution strategy (one replica).
@@ -86,6 +90,8 @@ class ThreadedExecutor(AsyncExecutor):
         self._go = threading.Event()
         self._go.set()
         self._step_locks = [threading.Lock() for _ in self.blocks]
+        # The blocks that have stepped once (their step is traced).
+        self._traced = set()
 
     @property
     def running(self) -> bool:
@@ -152,8 +158,9 @@ class ThreadedExecutor(AsyncExecutor):
         started = time.perf_counter()
         super().step(block, inputs, y, sample_weight)
         slowdown = self.settings.slowdown.get(block, 1.0)
-        if slowdown > 1.0:
+        if slowdown > 1.0 and block in self._traced:
             time.sleep((slowdown - 1.0) * (time.perf_counter() - started))
+        self._traced.add(block)
 
     def hand_on(self, block, outputs, y, sample_weight) -> None:
         """Writes to buffer `block` once it has room (back-pressure)."""
