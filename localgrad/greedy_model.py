@@ -27,7 +27,7 @@ from localgrad.blocks.transport_objective import (
     block_transports,
 )
 from localgrad.decoupling_file import read_decoupling
-from localgrad.network import Network
+from localgrad.network import Network, config_with_network
 from localgrad.transport import Transport
 
 
@@ -600,10 +600,7 @@ class GreedyModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(
-            config["network"]
-        )
+        config = config_with_network(config)
         config["heads"] = [
             keras.saving.deserialize_keras_object(h) for h in config["heads"]
         ]
