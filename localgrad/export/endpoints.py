@@ -18,9 +18,9 @@ EXIT_PREFIX = "serve_exit_"
 class EndpointModule(tf.Module):
     """A `tf.Module` whose endpoints each take one batch of images.
 
-    A subclass adds its endpoints with `add_endpoint`, `serve` first; the
-    functions it adds read the layers, so only the variables the subclass
-    tracks itself are saved with them.
+    A subclass adds its endpoints with `add_endpoint`, `serve` first, and
+    tracks the variables they read as attributes of its own: a SavedModel
+    holds only what the module tracks, and the layers are not tracked.
 
     Example:
 
