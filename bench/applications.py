@@ -42,6 +42,18 @@ import sys
 from absl import app, flags
 
 RUNS = ("backprop", "greedy")
+# The flags a run depends on: passed on to each run's process, and saved.
+RUN_FLAGS = (
+    "epochs",
+    "batch_size",
+    "alpha",
+    "num_blocks",
+    "heads",
+    "learning_rate",
+    "bn_momentum",
+    "train_examples",
+    "test_examples",
+)
 
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the accuracy runs.")
 flags.DEFINE_integer("epochs", 3, "Training epochs.")
@@ -166,20 +178,7 @@ def accuracy(run, seed):
 
 def in_subprocess(kind, run, seed):
     command = [sys.executable, __file__, f"--one={kind},{run},{seed}"]
-    command += [
-        f"--{name}={FLAGS[name].value}"
-        for name in (
-            "epochs",
-            "batch_size",
-            "alpha",
-            "num_blocks",
-            "heads",
-            "learning_rate",
-            "bn_momentum",
-            "train_examples",
-            "test_examples",
-        )
-    ]
+    command += [f"--{name}={FLAGS[name].value}" for name in RUN_FLAGS]
     # The CPU allocator keeps the statistics `memory` reads only as BFC.
     env = dict(
         os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CPU_ALLOCATOR_USE_BFC="true"
@@ -236,21 +235,7 @@ def main(argv):
         )
     if FLAGS.output:
         os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-        settings = {
-            name: FLAGS[name].value
-            for name in (
-                "epochs",
-                "batch_size",
-                "alpha",
-                "num_blocks",
-                "heads",
-                "learning_rate",
-                "bn_momentum",
-                "train_examples",
-                "test_examples",
-                "seeds",
-            )
-        }
+        settings = {name: FLAGS[name].value for name in RUN_FLAGS + ("seeds",)}
         with open(FLAGS.output, "w") as file:
             json.dump(
                 {

@@ -1,38 +1,33 @@
-"""GreedyModel: a network trained block by block from local losses."""
+"""GreedyModel: a network trained block by block from local losses.
 
-import itertools
+This module builds the model: its blocks, heads, devices and transport
+terms, its inference path and its config. What `compile` configures is in
+`localgrad.greedy_compile`, which blocks a step trains and the executor
+that runs them in `localgrad.greedy_execution`, and Keras' train and test
+steps in `localgrad.greedy_steps`.
+"""
+
 from collections.abc import Sequence
 
 import keras
-import tensorflow as tf
-from keras.src.trainers.compile_utils import MetricsList
 
 from localgrad import boundaries as boundaries_lib
 from localgrad.blocks import placement
 from localgrad.blocks.auxiliary_heads import HeadSpec, build_heads
 from localgrad.blocks.block import build_blocks, run_chain
-from localgrad.blocks.executors import EXECUTORS, Executor
 from localgrad.blocks.hand_over import HandOver
-from localgrad.blocks.objective import HeadObjective, Objective
 from localgrad.blocks.summary import block_summary_lines
-from localgrad.blocks.trackers import BlockTrackers
-from localgrad.blocks.training_state import (
-    CompileSpec,
-    LearningRateFollower,
-    checkpointed_variables,
-    clone_optimizer,
-)
-from localgrad.blocks.transport_objective import (
-    TransportObjective,
-    block_transports,
-)
+from localgrad.blocks.transport_objective import block_transports
 from localgrad.decoupling_file import read_decoupling
-from localgrad.network import Network
+from localgrad.greedy_compile import GreedyCompile
+from localgrad.greedy_execution import GreedyExecution
+from localgrad.greedy_steps import GreedySteps
+from localgrad.network import Network, config_with_network
 from localgrad.transport import Transport
 
 
 @keras.saving.register_keras_serializable(package="localgrad")
-class GreedyModel(keras.Model):
+class GreedyModel(GreedyCompile, GreedyExecution, GreedySteps, keras.Model):
     """Groups a network's units into gradient-isolated blocks.
 
     Each block's input is the detached output of the block before it; each
@@ -211,110 +206,6 @@ class GreedyModel(keras.Model):
         """The device of every block (None: the default placement)."""
         return [block.device for block in self.blocks]
 
-    @property
-    def trained_blocks(self) -> list:
-        """The blocks a training step trains (all by default).
-
-        Blocks before the first trained block run forward only, in
-        inference mode, with no tape; blocks after the last do not run.
-        Schedules (`localgrad.callbacks.GreedySchedule`) set this.
-        """
-        if self._trained_blocks is None:
-            return list(range(self.num_blocks))
-        return list(self._trained_blocks)
-
-    @trained_blocks.setter
-    def trained_blocks(self, blocks):
-        if blocks is not None:
-            blocks = sorted(set(int(k) for k in blocks))
-            if not blocks or not all(0 <= k < self.num_blocks for k in blocks):
-                raise ValueError(
-                    f"trained_blocks={blocks} must name at least one block "
-                    f"in 0..{self.num_blocks - 1}."
-                )
-            if self._execution == "pipelined" and len(blocks) < len(
-                self.blocks
-            ):
-                raise ValueError(
-                    f"trained_blocks={blocks}, but the model trains "
-                    "pipelined, where every block trains at every step: a "
-                    "sequential or multi-lap schedule cannot be pipelined. "
-                    "Use GreedySchedule('pipelined') alone, or the other "
-                    "schedule without it."
-                )
-        self._trained_blocks = blocks
-
-    @property
-    def execution(self) -> str:
-        """How a training step runs the blocks: an executor's name.
-
-        `"synchronous"` (default): block k finishes before block k + 1
-        starts, each block's step its own execution (the memory-saving
-        path). `"pipelined"`: all blocks at every step, block k on what
-        block k - 1 produced at the step before, each on its device; set
-        by `GreedySchedule("pipelined")`, which also drains the pipeline at
-        the end of every epoch (`finish_epoch`). `"async"`: asynchronous
-        DGL, blocks at their own pace through replay buffers; set by
-        `GreedySchedule("async")`, which gives an `AsyncExecutor` (or a
-        `ThreadedExecutor`) with its settings: the setter also takes an
-        `Executor` built on `model.blocks`. Setting it finishes what is in
-        flight first.
-        """
-        return self._execution
-
-    @execution.setter
-    def execution(self, name):
-        executor = None
-        if isinstance(name, Executor):
-            executor, name = name, name.name
-        if name not in EXECUTORS:
-            raise ValueError(
-                f"Unknown execution {name!r}; use one of {sorted(EXECUTORS)}."
-            )
-        if name == "pipelined" and len(self.trained_blocks) < self.num_blocks:
-            raise ValueError(
-                f"Cannot train pipelined while trained_blocks="
-                f"{self.trained_blocks}: pipelining trains every block at "
-                "every step. Drop the sequential or multi-lap schedule."
-            )
-        if (
-            name == "pipelined"
-            and self.distribute_strategy.num_replicas_in_sync > 1
-        ):
-            raise ValueError(
-                "Pipelined training runs the blocks' all-reduces "
-                "concurrently, which a multi-device strategy cannot order; "
-                "train with MirroredStrategy synchronously (no "
-                "GreedySchedule('pipelined')), or pipeline with devices= "
-                "outside a strategy."
-            )
-        self.finish_epoch()
-        self._execution = name
-        if executor is not None:
-            self._executors[name] = executor
-
-    @property
-    def in_flight(self) -> bool:
-        """Whether batches wait in the pipeline for some blocks."""
-        return any(e.in_flight for e in self._executors.values())
-
-    def finish_epoch(self) -> None:
-        """Trains every block on the batches still in flight (pipelined).
-
-        `GreedySchedule("pipelined")` calls this at the end of every epoch;
-        the training function also calls it when the data run out, and
-        evaluation does before it starts. A no-op when nothing is in
-        flight.
-        """
-        for executor in self._executors.values():
-            executor.finish_epoch()
-
-    @property
-    def block_optimizers(self) -> list:
-        """One optimizer per block (clones of the compiled one)."""
-        self._assert_compile_called("block_optimizers")
-        return [block.optimizer for block in self.blocks]
-
     def block_trainable_variables(self, block: int) -> list:
         """The trainable variables of a block's units and its head."""
         return self.blocks[block].trainable_variables
@@ -376,112 +267,6 @@ class GreedyModel(keras.Model):
 
         return evaluate_ensemble(self, x, y, num_heads, batch_size)
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
-        """Configures training; see `keras.Model.compile`.
-
-        Every block gets its own clone of `optimizer` (its own iteration
-        count and learning-rate schedule), built on the block's device, and
-        the objective `HeadObjective(head, loss)` (inside a
-        `TransportObjective` with `transport=`). Each metric is tracked
-        for the network's classifier and, as `block_k_<name>`, for every
-        block. The block optimizers are tracked with the model: saving
-        (`save`, `save_weights`, `tf.train.Checkpoint`,
-        `keras.callbacks.BackupAndRestore`) stores their state.
-        """
-        if loss is None:
-            raise ValueError(
-                "GreedyModel.compile needs a loss: every block's local loss "
-                "is this loss on its head's logits."
-            )
-        super().compile(optimizer=optimizer, loss=loss, **kwargs)
-        # Only the block optimizers hold slots; the compiled one keeps the
-        # global step count and the configuration users read and log.
-        self.optimizer.build([])
-        self.finish_epoch()
-        self._compiled = CompileSpec(
-            keras.losses.get(loss),
-            list(metrics or []),
-            learning_rate=LearningRateFollower(self.optimizer),
-        )
-        with self.distribute_strategy.scope():
-            for block in self.blocks:
-                with block.device_scope():
-                    objective = self._block_objective(block)
-                    trackers = BlockTrackers.create(
-                        block.index,
-                        self._compiled.metrics,
-                        self._compiled.loss,
-                        network=block.index == self.num_blocks - 1,
-                        terms=objective.loss_terms,
-                    )
-                    block.compile(
-                        objective, self._block_optimizer(block), trackers
-                    )
-        trackers = [block.trackers for block in self.blocks]
-        self._compiled.trackers = (
-            [m for t in trackers for m in t.network_metrics]
-            + [m for t in trackers for m in t.losses]
-            + [m for t in trackers for m in t.block_metrics]
-            + [m for block in self.blocks for m in block.objective.metrics]
-        )
-        # Keras' monitoring callbacks (EarlyStopping, ModelCheckpoint,
-        # ReduceLROnPlateau) in mode "auto" read whether a metric is
-        # maximised from metrics inside Keras' compile containers only;
-        # this container (the same metrics again) lets them find ours.
-        self._compiled.directions = MetricsList(
-            list(self._compiled.trackers), name="block_metric_directions"
-        )
-        self._executors = {}
-        # Keras' saving walks attributes: the list stores the optimizers'
-        # variables with the weights. tf.train.Checkpoint follows
-        # TensorFlow trackables only: the module lists every variable.
-        self._block_optimizers = self.block_optimizers
-        self._checkpointed = checkpointed_variables(
-            self.weights, [self.optimizer] + self.block_optimizers
-        )
-
-    def _block_objective(self, block) -> Objective:
-        """Block k's objective: its head's loss, plus its transport term."""
-        objective = HeadObjective(block.head, self._compiled.loss)
-        if self.block_transports:
-            objective = TransportObjective(
-                objective, self.block_transports[block.index]
-            )
-        return objective
-
-    def _block_optimizer(self, block) -> keras.optimizers.Optimizer:
-        """Block k's optimizer: a clone of the compiled one."""
-        return clone_optimizer(self.optimizer)
-
-    def get_compile_config(self):
-        if self._compiled is None:
-            return None
-        return {
-            "optimizer": keras.optimizers.serialize(self.optimizer),
-            "loss": keras.losses.serialize(self._compiled.loss),
-            "metrics": [
-                keras.saving.serialize_keras_object(m)
-                for m in self._compiled.metrics
-            ],
-        }
-
-    def compile_from_config(self, config):
-        config = {
-            "optimizer": keras.optimizers.deserialize(config["optimizer"]),
-            "loss": keras.losses.deserialize(config["loss"]),
-            "metrics": [
-                keras.saving.deserialize_keras_object(m)
-                for m in config["metrics"]
-            ],
-        }
-        self.compile(**config)
-
-    @property
-    def metrics(self):
-        if self._compiled is None:
-            return []
-        return self._compiled.trackers + [self._compiled.directions]
-
     def summary(self, print_fn=None, **kwargs):
         """Keras' summary of the layers, then one line per block.
 
@@ -506,85 +291,6 @@ class GreedyModel(keras.Model):
         for line in block_summary_lines(self.blocks, self.network.unit_names):
             (print_fn or print)(line)
 
-    def get_metrics_result(self):
-        """The logs of the blocks that ran since the metrics were reset."""
-        logs = self._logs([b for b in self.blocks if b.trackers.ran])
-        return {
-            name: keras.ops.convert_to_numpy(value).item()
-            for name, value in logs.items()
-        }
-
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._compiled.learning_rate.follow(
-            self.optimizer, self.block_optimizers
-        )
-        self._executor().train(x, y, sample_weight, self.trained_blocks)
-        self.optimizer.iterations.assign_add(1)
-        return self._logs([b for b in self.blocks if b.trackers.ran])
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-
-        def step(block, hand_over):
-            with block.device_scope():
-                outputs, local = block.local_loss(
-                    hand_over, y, sample_weight, training=False
-                )
-                block.update_state(local, y, sample_weight, training=False)
-            return outputs
-
-        run_chain(self.blocks, HandOver(x), step)
-        return self._logs(self.blocks)
-
-    def make_train_function(self, force=False):
-        """Runs `train_step` eagerly; the executor compiles the blocks."""
-        if self.train_function is not None and not force:
-            return self.train_function
-
-        def train_function(iterator):
-            logs, count = None, 0
-            for data in _next_batches(iterator, self.steps_per_execution):
-                logs = self.train_step(data)
-                count += 1
-            if count < self.steps_per_execution and self.in_flight:
-                self.finish_epoch()  # The data ran out: drain the pipeline.
-                if logs is not None:
-                    logs = self._logs(self.blocks)
-            if logs is None:
-                raise StopIteration
-            return logs
-
-        self.train_function = train_function
-        return train_function
-
-    def make_test_function(self, force=False):
-        """Keras' test function, with XLA kept inside each device.
-
-        Batches in flight in a pipeline are trained on first. Keras
-        compiles the whole step with XLA, which cannot span several devices
-        (the replicas of a strategy, or blocks placed on devices): there,
-        evaluation runs without XLA (training keeps it, per block).
-        """
-        self.finish_epoch()
-        return self._without_cross_device_jit(super().make_test_function, force)
-
-    def make_predict_function(self, force=False):
-        """Keras' predict function, without XLA across devices."""
-        return self._without_cross_device_jit(
-            super().make_predict_function, force
-        )
-
-    def _without_cross_device_jit(self, make_function, force):
-        several = len(set(self.devices)) > 1
-        if self.distribute_strategy.num_replicas_in_sync > 1 or several:
-            jit_compile, self._jit_compile = self._jit_compile, False
-            try:
-                return make_function(force)
-            finally:
-                self._jit_compile = jit_compile
-        return make_function(force)
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -600,10 +306,7 @@ class GreedyModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(
-            config["network"]
-        )
+        config = config_with_network(config)
         config["heads"] = [
             keras.saving.deserialize_keras_object(h) for h in config["heads"]
         ]
@@ -612,33 +315,3 @@ class GreedyModel(keras.Model):
                 config["transport"]
             )
         return cls(**config)
-
-    def _executor(self):
-        if self._execution not in self._executors:
-            self._executors[self._execution] = EXECUTORS[self._execution](
-                self.blocks,
-                self.distribute_strategy,
-                eager=bool(self.run_eagerly),
-                jit_compile=bool(self.jit_compile),
-            )
-        return self._executors[self._execution]
-
-    def _logs(self, blocks):
-        blocks = list(blocks)
-        logs = {"loss": sum(b.trackers.loss.result() for b in blocks)}
-        for block in blocks:
-            logs.update(block.logs())
-        return logs
-
-
-def _next_batches(iterator, count):
-    if isinstance(
-        iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)
-    ):
-        for _ in range(count):
-            optional = iterator.get_next_as_optional()
-            if not optional.has_value():
-                return
-            yield optional.get_value()
-    else:
-        yield from itertools.islice(iterator, count)

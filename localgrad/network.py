@@ -271,6 +271,32 @@ class Network(keras.Model):
         return cls(**config)
 
 
+def config_with_network(config: dict) -> dict:
+    """A copy of a layer's config whose `"network"` entry is a `Network`.
+
+    The `from_config` of what is built on a network (`GreedyModel`,
+    `AssociatedModel`, the search's `RelaxedSupernet`) starts from it:
+    `get_config` stores the network serialized.
+
+    Example:
+
+    ```python
+    config = config_with_network(model.get_config())
+    config["network"].num_units
+    ```
+
+    Args:
+        config: A config whose `"network"` entry is a serialized `Network`.
+
+    Returns:
+        A new dict, the same but for the deserialized network.
+    """
+    return dict(
+        config,
+        network=keras.saving.deserialize_keras_object(config["network"]),
+    )
+
+
 def _as_one_layer(layers, name):
     if len(layers) == 1:
         return layers[0]

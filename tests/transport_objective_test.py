@@ -301,7 +301,7 @@ def test_keras_file_keeps_the_settings_and_multipliers(tmp_path):
     _assert_same_state(model, restored)
 
 
-def test_objective_adds_the_weighted_term_and_keeps_its_parts():
+def test_objective_adds_the_weighted_term_and_keeps_its_terms():
     model = _model(Transport(tau=2.0))
     objective = model.blocks[1].objective
     assert isinstance(objective, TransportObjective)
@@ -315,8 +315,8 @@ def test_objective_adds_the_weighted_term_and_keeps_its_parts():
     )
     term = float(np.mean(residual**2))
     base = float(objective(outputs, y).loss)
-    assert float(local.parts["transport_term"]) == pytest.approx(term, 1e-5)
-    assert float(local.parts["base_loss"]) == pytest.approx(base, 1e-6)
+    assert float(local.terms["transport_term"]) == pytest.approx(term, 1e-5)
+    assert float(local.terms["base_loss"]) == pytest.approx(base, 1e-6)
     assert float(local.loss) == pytest.approx(base + term / 4, 1e-5)
     assert objective.metrics == [model.block_transports[1].term_tracker]
 

@@ -11,7 +11,7 @@ from localgrad.blocks import placement
 from localgrad.blocks.block import Block
 from localgrad.decoupling_file import read_decoupling
 from localgrad.greedy_model import GreedyModel
-from localgrad.network import Network
+from localgrad.network import Network, config_with_network
 
 # The compiled losses that say the labels are classes (sparse or dense).
 _SPARSE_LOSSES = ("sparse_categorical_crossentropy",)
@@ -292,11 +292,7 @@ class AssociatedModel(GreedyModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(
-            config["network"]
-        )
-        return cls(**config)
+        return cls(**config_with_network(config))
 
 
 def _loss_name(loss) -> str:

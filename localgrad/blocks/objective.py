@@ -23,11 +23,12 @@ class LocalLoss(NamedTuple):
     Attributes:
         loss: The scalar local loss (a plain per-replica batch mean).
         predictions: What the block's metrics read (class scores).
-        parts: None, or a dict of named scalars the objective reads again
+        terms: None, or the named terms of `loss` (`{name: scalar}`):
+            those named in the objective's `loss_terms` are logged per
+            block (Associated Learning's `associated_loss` and
+            `autoencoder_loss`); the objective may read any of them again
             after the step, in its `update_state` (the transport
             objective's `base_loss` and `transport_term`).
-        terms: The named parts of `loss` to log (`{name: scalar}`, the
-            names of the objective's `loss_terms`), or None.
         hand_over: The block's output hand-over when the objective adds to
             it (Associated Learning's label-side stream), or None: the
             units' output is handed over.
@@ -35,7 +36,6 @@ class LocalLoss(NamedTuple):
 
     loss: Any
     predictions: Any
-    parts: Any = None
     terms: Any = None
     hand_over: Any = None
 

@@ -25,8 +25,8 @@ class TransportObjective(Objective):
     (`BlockTransport.run`: the residual branches of residual units, or
     T(x) − x), scores the output with the wrapped objective and returns
     `loss + term / (2τ_k)` (fixed τ) or `loss + term / λ_k` (Uzawa).
-    The `LocalLoss` keeps `parts["base_loss"]`, the wrapped loss, and
-    `parts["transport_term"]`; after each training step `update_state`
+    The `LocalLoss` keeps `terms["base_loss"]`, the wrapped loss, and
+    `terms["transport_term"]`; after each training step `update_state`
     raises λ_k from the base loss every `uzawa_every` steps, and tracks
     the term (log `block_k_transport`, and `block_k_uzawa_lambda`).
 
@@ -76,19 +76,19 @@ class TransportObjective(Objective):
         features, term = self.transport.run(units, inputs.features, training)
         outputs = inputs._replace(features=features)
         local = self.objective(outputs, y, sample_weight, training)
-        parts = dict(local.parts or {}, base_loss=local.loss)
-        parts["transport_term"] = term
+        terms = dict(local.terms or {}, base_loss=local.loss)
+        terms["transport_term"] = term
         return outputs, local._replace(
             loss=self.transport.regularized_loss(local.loss, term),
-            parts=parts,
+            terms=terms,
         )
 
     def update_state(self, local: LocalLoss, training: bool) -> None:
         """Tracks the term; after a training step, the Uzawa update."""
         self.objective.update_state(local, training)
         if training:
-            self.transport.update_multiplier(local.parts["base_loss"])
-        self.transport.update_state(local.parts["transport_term"])
+            self.transport.update_multiplier(local.terms["base_loss"])
+        self.transport.update_state(local.terms["transport_term"])
 
     def logs(self) -> dict:
         return {**self.objective.logs(), **self.transport.logs()}

@@ -9,6 +9,7 @@ import keras
 from absl import logging
 
 from localgrad import checkpoint_files
+from localgrad.blocks.training_state import optimizer_variables
 
 _FILE = re.compile(r"^epoch-(\d+)\.npz$")
 
@@ -200,11 +201,5 @@ def _variable_groups(model):
     for index, optimizer in enumerate(optimizers):
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        variables, seen = [], set()
-        for part in (optimizer, getattr(optimizer, "inner_optimizer", None)):
-            for variable in part.variables if part is not None else []:
-                if id(variable) not in seen:
-                    seen.add(id(variable))
-                    variables.append(variable)
-        groups[f"optimizer_{index}"] = variables
+        groups[f"optimizer_{index}"] = optimizer_variables(optimizer)
     return groups

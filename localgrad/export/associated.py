@@ -24,14 +24,12 @@ import tensorflow as tf
 
 from localgrad.associated import AssociatedModel
 from localgrad.associated.components import decode
+from localgrad.export.endpoints import EXIT_PREFIX, SERVE, EndpointModule
 
-INPUT_NAME = "images"
-SERVE = "serve"
 ADAPTIVE = "serve_adaptive"
-EXIT_PREFIX = "serve_exit_"
 
 
-class AssociatedInferenceModule(tf.Module):
+class AssociatedInferenceModule(EndpointModule):
     """The `tf.Module` `localgrad.export.save` writes for an AL model.
 
     It tracks `effective_variables` (what `serve` reads) and
@@ -62,7 +60,6 @@ class AssociatedInferenceModule(tf.Module):
         early_exits=(),
         adaptive_threshold: float | None = None,
     ):
-        super().__init__(name="localgrad_associated_export")
         if adaptive_threshold is not None and not (
             0.0 < float(adaptive_threshold) <= 1.0
         ):
@@ -72,15 +69,12 @@ class AssociatedInferenceModule(tf.Module):
                 "whose largest probability reaches it."
             )
         network = model.network
+        super().__init__(
+            network.example_shape, name="localgrad_associated_export"
+        )
         ends = [end for _, end in model.block_ranges]
         bridges, decoders = list(model.bridges), list(model.decoders)
         last = model.num_blocks - 1
-        spec = tf.TensorSpec(
-            (None,) + tuple(network.example_shape), tf.float32, INPUT_NAME
-        )
-
-        def endpoint(fn):
-            return tf.function(fn, input_signature=[spec], autograph=False)
 
         def scores_at(depth, features):
             codes = bridges[depth](features, training=False)
@@ -106,16 +100,12 @@ class AssociatedInferenceModule(tf.Module):
                 float(adaptive_threshold),
             )
 
-        self._endpoint_names = [SERVE]
-        self.serve = endpoint(serve)
+        self.add_endpoint(SERVE, serve)
         used_bridges = set(early_exits)
         for depth in early_exits:
-            name = f"{EXIT_PREFIX}{depth}"
-            self._endpoint_names.append(name)
-            setattr(self, name, endpoint(serve_exit(depth)))
+            self.add_endpoint(f"{EXIT_PREFIX}{depth}", serve_exit(depth))
         if adaptive_threshold is not None:
-            self._endpoint_names.append(ADAPTIVE)
-            self.serve_adaptive = endpoint(serve_adaptive)
+            self.add_endpoint(ADAPTIVE, serve_adaptive)
             used_bridges.update(range(last))
         self.effective_variables = list(
             self.serve.get_concrete_function().variables
@@ -123,20 +113,6 @@ class AssociatedInferenceModule(tf.Module):
         self.bridge_variables = {
             f"bridge_{k}": list(bridges[k].weights)
             for k in sorted(used_bridges)
-        }
-
-    @property
-    def endpoint_names(self) -> tuple:
-        """The endpoints, `serve` first."""
-        return tuple(self._endpoint_names)
-
-    def signatures(self) -> dict:
-        """The concrete functions to save as signatures, by name."""
-        return {
-            ("serving_default" if name == SERVE else name): getattr(
-                self, name
-            ).get_concrete_function()
-            for name in self._endpoint_names
         }
 
 

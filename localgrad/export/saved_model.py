@@ -34,14 +34,12 @@ from localgrad.associated import AssociatedModel
 from localgrad.ensemble import check_num_heads, ensemble_log_probs
 from localgrad.export import sizes
 from localgrad.export.associated import AssociatedInferenceModule
+from localgrad.export.endpoints import EXIT_PREFIX, SERVE, EndpointModule
 from localgrad.export.tflite import TFLITE_FILENAME, convert_to_tflite
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 
-INPUT_NAME = "images"
-SERVE = "serve"
 ENSEMBLE = "serve_ensemble"
-EXIT_PREFIX = "serve_exit_"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +65,7 @@ class ExportSummary:
     tflite_bytes: int = 0
 
 
-class InferenceModule(tf.Module):
+class InferenceModule(EndpointModule):
     """The `tf.Module` that `save` writes: endpoints and their variables.
 
     It tracks `network_variables` (the units and classifier) and
@@ -101,18 +99,12 @@ class InferenceModule(tf.Module):
         ensemble: int | None = None,
         early_exits: bool | Sequence[int] = False,
     ):
-        super().__init__(name="localgrad_export")
         network, block_ranges, heads = _parts(model)
+        super().__init__(network.example_shape, name="localgrad_export")
         num_blocks = len(block_ranges)
         exits = resolve_early_exits(early_exits, num_blocks)
         if ensemble is not None:
             ensemble = check_num_heads(ensemble, num_blocks, "ensemble")
-        spec = tf.TensorSpec(
-            (None,) + tuple(network.example_shape), tf.float32, INPUT_NAME
-        )
-
-        def endpoint(fn):
-            return tf.function(fn, input_signature=[spec], autograph=False)
 
         def serve(images):
             return _outputs(network(images, training=False))
@@ -133,17 +125,13 @@ class InferenceModule(tf.Module):
 
             return serve_exit_k
 
-        self._endpoint_names = [SERVE]
-        self.serve = endpoint(serve)
+        self.add_endpoint(SERVE, serve)
         used_heads = set(exits)
         if ensemble is not None:
-            self._endpoint_names.append(ENSEMBLE)
-            self.serve_ensemble = endpoint(serve_ensemble)
+            self.add_endpoint(ENSEMBLE, serve_ensemble)
             used_heads.update(range(num_blocks - ensemble, num_blocks - 1))
         for block in exits:
-            name = f"{EXIT_PREFIX}{block}"
-            self._endpoint_names.append(name)
-            setattr(self, name, endpoint(serve_exit(block)))
+            self.add_endpoint(f"{EXIT_PREFIX}{block}", serve_exit(block))
 
         self.network_variables = _variables_read(self.serve)
         self.head_variables = {
@@ -153,20 +141,6 @@ class InferenceModule(tf.Module):
             for k in sorted(used_heads)
         }
         self._check_tracked()
-
-    @property
-    def endpoint_names(self) -> tuple:
-        """The endpoints, `serve` first."""
-        return tuple(self._endpoint_names)
-
-    def signatures(self) -> dict:
-        """The concrete functions to save as signatures, by name."""
-        return {
-            ("serving_default" if name == SERVE else name): getattr(
-                self, name
-            ).get_concrete_function()
-            for name in self._endpoint_names
-        }
 
     def exported_variables(self) -> list:
         """Every variable the module holds (network first)."""

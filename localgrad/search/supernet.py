@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from localgrad import heads as heads_lib
-from localgrad.network import Network
+from localgrad.network import Network, config_with_network
 from localgrad.search.gates import gate
 
 DEFAULT_HEADS = ("light1", "light2", "light3", "light4")
@@ -146,8 +146,4 @@ class RelaxedSupernet(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(
-            config["network"]
-        )
-        return cls(**config)
+        return cls(**config_with_network(config))

@@ -31,7 +31,7 @@ in the Keras thread.
 import threading
 import time
 
-from localgrad.blocks.executors.asynchronous import AsyncExecutor, _stored
+from localgrad.blocks.executors.asynchronous import AsyncExecutor
 from localgrad.blocks.hand_over import HandOver
 
 # Seconds a waiting thread sleeps before it looks at the stop event again.
@@ -176,7 +176,7 @@ class ThreadedExecutor(AsyncExecutor):
                 condition.wait(POLL_SECONDS)
         if self._stop.is_set() or consumer_gone.is_set():
             return
-        buffer.write(_stored(outputs), y, sample_weight)
+        super().hand_on(block, outputs, y, sample_weight)
         with condition:
             condition.notify_all()
 
