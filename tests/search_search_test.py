@@ -165,7 +165,9 @@ def test_first_calls_of_the_compiled_steps_are_announced_and_timed(
     digits, caplog
 ):
     search = _search(warmup_steps=4, memory_size=2, meta_iterations=3)
-    with caplog.at_level(logging.INFO):
+    # The search logs through absl: its logger's level is global state that
+    # another test (or the user's --verbosity) may have changed.
+    with caplog.at_level(logging.INFO, logger="absl"):
         search.run(*digits)
     messages = [record.getMessage() for record in caplog.records]
     for what in ("the relaxed step", "the first meta-iteration"):
