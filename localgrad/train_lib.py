@@ -395,9 +395,7 @@ def _learning_rate(config, share, steps_per_epoch):
         total,
         warmup_steps=steps(config.warmup_epochs),
         decay_boundaries=[steps(e) for e in config.lr_decay_epochs],
-        decay_factor=(
-            tuple(config.lr_decay_factors) or config.lr_decay_factor
-        ),
+        decay_factor=(tuple(config.lr_decay_factors) or config.lr_decay_factor),
     )
 
 

@@ -38,10 +38,13 @@ def write_fake_mnist(directory, num_train=200, num_test=30):
         images[:, 0, 0] = index % 256
         images[:, 0, 1] = index // 256
         images[:, 5:20, 5:20] = (index[:, None, None] * 7) % 256
-        write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"),
-                  images)
-        write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"),
-                  (index % 10).astype(np.uint8))
+        write_idx(
+            os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"), images
+        )
+        write_idx(
+            os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"),
+            (index % 10).astype(np.uint8),
+        )
     return directory
 
 
@@ -53,8 +56,10 @@ def example_indices(x):
 
 def collect(dataset):
     batches = list(dataset.as_numpy_iterator())
-    return (np.concatenate([b[0] for b in batches]),
-            np.concatenate([b[1] for b in batches]))
+    return (
+        np.concatenate([b[0] for b in batches]),
+        np.concatenate([b[1] for b in batches]),
+    )
 
 
 @pytest.fixture
@@ -129,8 +134,10 @@ def test_load_corrupt_idx_fails_at_load_time(fake_dir):
 
 
 def test_load_idx_mismatched_counts(fake_dir):
-    write_idx(os.path.join(fake_dir, "t10k-labels-idx1-ubyte.gz"),
-              np.zeros(5, np.uint8))
+    write_idx(
+        os.path.join(fake_dir, "t10k-labels-idx1-ubyte.gz"),
+        np.zeros(5, np.uint8),
+    )
     with pytest.raises(ValueError, match="30 images .* 5 labels"):
         data.load("mnist", "test", 8, data_dir=fake_dir)
 
@@ -169,8 +176,13 @@ def test_fashion_mnist_real_files_or_clear_error():
 
 def test_validation_split_deterministic_and_disjoint(fake_dir):
     def indices(split, seed):
-        x, _ = data.load_arrays("fashion_mnist", split, data_dir=fake_dir,
-                                validation_fraction=0.25, seed=seed)
+        x, _ = data.load_arrays(
+            "fashion_mnist",
+            split,
+            data_dir=fake_dir,
+            validation_fraction=0.25,
+            seed=seed,
+        )
         return example_indices(x)
 
     train, validation = indices("train", 3), indices("validation", 3)
@@ -179,9 +191,16 @@ def test_validation_split_deterministic_and_disjoint(fake_dir):
     assert set(train) | set(validation) == set(range(200))
     np.testing.assert_array_equal(indices("validation", 3), validation)
     assert set(indices("validation", 4)) != set(validation)
-    batched, _ = collect(data.load("fashion_mnist", "validation", 16,
-                                   data_dir=fake_dir,
-                                   validation_fraction=0.25, seed=3))
+    batched, _ = collect(
+        data.load(
+            "fashion_mnist",
+            "validation",
+            16,
+            data_dir=fake_dir,
+            validation_fraction=0.25,
+            seed=3,
+        )
+    )
     np.testing.assert_array_equal(example_indices(batched), validation)
 
 
@@ -192,8 +211,9 @@ def test_validation_without_fraction_is_an_error(fake_dir):
 
 def test_train_shuffles_and_test_does_not(fake_dir):
     def order(split, seed=0):
-        dataset = data.load("fashion_mnist", split, 32, data_dir=fake_dir,
-                            seed=seed)
+        dataset = data.load(
+            "fashion_mnist", split, 32, data_dir=fake_dir, seed=seed
+        )
         first = example_indices(collect(dataset)[0])
         second = example_indices(collect(dataset)[0])
         return first, second
@@ -209,11 +229,17 @@ def test_train_shuffles_and_test_does_not(fake_dir):
     assert not np.array_equal(order("train", seed=1)[0], epoch_1)
 
 
-@pytest.mark.parametrize("drop_remainder, sizes", [(False, [8, 8, 8, 6]),
-                                                   (True, [8, 8, 8])])
+@pytest.mark.parametrize(
+    "drop_remainder, sizes", [(False, [8, 8, 8, 6]), (True, [8, 8, 8])]
+)
 def test_drop_remainder(fake_dir, drop_remainder, sizes):
-    dataset = data.load("fashion_mnist", "test", 8, data_dir=fake_dir,
-                        drop_remainder=drop_remainder)
+    dataset = data.load(
+        "fashion_mnist",
+        "test",
+        8,
+        data_dir=fake_dir,
+        drop_remainder=drop_remainder,
+    )
     assert [len(b[1]) for b in dataset] == sizes
     static_batch = dataset.element_spec[0].shape[0]
     assert static_batch == (8 if drop_remainder else None)
@@ -225,12 +251,13 @@ def test_drop_remainder(fake_dir, drop_remainder, sizes):
 def test_pad_crop_is_a_shifted_and_optionally_flipped_crop():
     image = tf.random.stateless_uniform((6, 6, 2), seed=(0, 1)) + 0.5
     padded = np.pad(image.numpy(), ((4, 4), (4, 4), (0, 0)))
-    crops = [padded[i:i + 6, j:j + 6] for i in range(9) for j in range(9)]
+    crops = [padded[i : i + 6, j : j + 6] for i in range(9) for j in range(9)]
     flipped_seen = False
     for s in range(12):
         for flip in (False, True):
-            out = augment_lib.pad_crop(image, tf.constant([s, 7]),
-                                       flip=flip).numpy()
+            out = augment_lib.pad_crop(
+                image, tf.constant([s, 7]), flip=flip
+            ).numpy()
             plain = any(np.array_equal(out, c) for c in crops)
             mirrored = any(np.array_equal(out[:, ::-1], c) for c in crops)
             assert plain or (flip and mirrored)
@@ -241,8 +268,9 @@ def test_pad_crop_is_a_shifted_and_optionally_flipped_crop():
 @pytest.mark.parametrize("name", ["cifar10", "svhn_cropped"])
 def test_augmentation_changes_train_only_and_is_deterministic(tmp_path, name):
     def first(split, augment, seed=0):
-        dataset = data.load(name, split, 8, data_dir=str(tmp_path),
-                            augment=augment, seed=seed)
+        dataset = data.load(
+            name, split, 8, data_dir=str(tmp_path), augment=augment, seed=seed
+        )
         return collect(dataset.take(2))
 
     with tfds.testing.mock_data(num_examples=16):
@@ -262,8 +290,9 @@ def test_augmentation_changes_train_only_and_is_deterministic(tmp_path, name):
 # --- tfds data sets, on tfds.testing.mock_data ---------------------------
 
 
-@pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn_cropped",
-                                  "mnist", "fashion_mnist"])
+@pytest.mark.parametrize(
+    "name", ["cifar10", "cifar100", "svhn_cropped", "mnist", "fashion_mnist"]
+)
 def test_tfds_datasets_on_mock_data(tmp_path, name):
     info = data.info(name)
     with tfds.testing.mock_data(num_examples=12):
@@ -272,12 +301,12 @@ def test_tfds_datasets_on_mock_data(tmp_path, name):
             assert x.shape == (12,) + info.input_shape
             assert x.dtype == np.float32 and y.dtype == np.int32
             assert 0 <= y.min() and y.max() < info.num_classes
-            raw_max = (1.0 - np.array(data.training_statistics(name)[0]))
+            raw_max = 1.0 - np.array(data.training_statistics(name)[0])
             raw_max /= np.array(data.training_statistics(name)[1])
             assert x.max() <= raw_max.max() + 1e-4  # normalized, not raw
-        held_out, _ = data.load_arrays(name, "validation",
-                                       data_dir=str(tmp_path),
-                                       validation_fraction=0.25)
+        held_out, _ = data.load_arrays(
+            name, "validation", data_dir=str(tmp_path), validation_fraction=0.25
+        )
         assert len(held_out) == 3
 
 
@@ -297,8 +326,9 @@ def test_imagenet_eval_resizes_shorter_side_and_crops_centre():
     out = augment_lib.imagenet_eval(image).numpy()
     assert out.shape == (224, 224, 3)
     # 256x512 stays 256x512; the central 224 columns are 144..367.
-    np.testing.assert_allclose(out[0, [0, -1], 0],
-                               image.numpy()[0, [144, 367], 0], atol=1e-6)
+    np.testing.assert_allclose(
+        out[0, [0, -1], 0], image.numpy()[0, [144, 367], 0], atol=1e-6
+    )
 
 
 # --- Image folders -------------------------------------------------------
@@ -306,8 +336,11 @@ def test_imagenet_eval_resizes_shorter_side_and_crops_centre():
 
 def _write_image(path, value, fmt="png"):
     image = tf.fill((64, 64, 3), tf.constant(value, tf.uint8))
-    encoded = (tf.io.encode_png(image) if fmt == "png"
-               else tf.io.encode_jpeg(image, quality=100))
+    encoded = (
+        tf.io.encode_png(image)
+        if fmt == "png"
+        else tf.io.encode_jpeg(image, quality=100)
+    )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tf.io.write_file(path, encoded)
 
@@ -317,23 +350,27 @@ def test_tiny_imagenet_standard_layout(tmp_path):
     wnids = ["n02", "n01", "n03"]  # class index follows sorted order
     for wnid in wnids:
         for i in range(2):
-            _write_image(os.path.join(root, "train", wnid, "images",
-                                      f"{wnid}_{i}.JPEG"), 40, "jpeg")
+            _write_image(
+                os.path.join(root, "train", wnid, "images", f"{wnid}_{i}.JPEG"),
+                40,
+                "jpeg",
+            )
     lines = []
     for i, wnid in enumerate(["n03", "n01", "n03", "n02"]):
-        _write_image(os.path.join(root, "val", "images", f"val_{i}.JPEG"),
-                     200, "jpeg")
+        _write_image(
+            os.path.join(root, "val", "images", f"val_{i}.JPEG"), 200, "jpeg"
+        )
         lines.append(f"val_{i}.JPEG\t{wnid}\t0\t0\t63\t63\n")
     with open(os.path.join(root, "val", "val_annotations.txt"), "w") as f:
         f.writelines(lines)
-    train_x, train_y = data.load_arrays("tiny_imagenet", "train",
-                                        data_dir=root)
+    train_x, train_y = data.load_arrays("tiny_imagenet", "train", data_dir=root)
     test_x, test_y = data.load_arrays("tiny_imagenet", "test", data_dir=root)
     assert train_x.shape == (6, 64, 64, 3) and test_x.shape == (4, 64, 64, 3)
     np.testing.assert_array_equal(train_y, [0, 0, 1, 1, 2, 2])
     np.testing.assert_array_equal(test_y, [2, 0, 2, 1])
-    batch_x, _ = next(iter(data.load("tiny_imagenet", "train", 6,
-                                     data_dir=root)))
+    batch_x, _ = next(
+        iter(data.load("tiny_imagenet", "train", 6, data_dir=root))
+    )
     assert batch_x.shape == (6, 64, 64, 3)
 
 
@@ -342,8 +379,7 @@ def test_generic_image_folder_layout(tmp_path):
     for split, count in (("train", 3), ("test", 1)):
         for value, name in ((10, "cat"), (250, "dog")):
             for i in range(count):
-                _write_image(os.path.join(root, split, name, f"{i}.png"),
-                             value)
+                _write_image(os.path.join(root, split, name, f"{i}.png"), value)
     x, y = data.load_arrays("tiny_imagenet", "test", data_dir=root)
     np.testing.assert_array_equal(y, [0, 1])
     mean, std = data.training_statistics("tiny_imagenet")
@@ -357,8 +393,7 @@ def test_generic_image_folder_layout(tmp_path):
 # --- Generated data sets -------------------------------------------------
 
 
-@pytest.mark.parametrize("name, num_test", [("digits", 360),
-                                            ("mnist1d", 1000)])
+@pytest.mark.parametrize("name, num_test", [("digits", 360), ("mnist1d", 1000)])
 def test_generated_datasets_are_real_and_normalized(name, num_test):
     info = data.info(name)
     x, y = data.load_arrays(name, "train")
@@ -385,12 +420,15 @@ def test_missing_optional_dependency_names_the_install(monkeypatch):
 # --- Errors and info -----------------------------------------------------
 
 
-@pytest.mark.parametrize("name, needle", [
-    ("cifar10", "tfds build cifar10"),
-    ("imagenet2012", "tfds build imagenet2012 --manual_dir"),
-    ("mnist", "train-images-idx3-ubyte.gz"),
-    ("tiny_imagenet", "tiny-imagenet-200"),
-])
+@pytest.mark.parametrize(
+    "name, needle",
+    [
+        ("cifar10", "tfds build cifar10"),
+        ("imagenet2012", "tfds build imagenet2012 --manual_dir"),
+        ("mnist", "train-images-idx3-ubyte.gz"),
+        ("tiny_imagenet", "tiny-imagenet-200"),
+    ],
+)
 def test_missing_data_fails_at_load_naming_the_path(tmp_path, name, needle):
     where = str(tmp_path / "no_such_dir")
     with pytest.raises(FileNotFoundError) as error:
@@ -401,21 +439,26 @@ def test_missing_data_fails_at_load_naming_the_path(tmp_path, name, needle):
 
 def test_partial_idx_files_name_the_missing_file(fake_dir):
     os.remove(os.path.join(fake_dir, "train-labels-idx1-ubyte.gz"))
-    with pytest.raises(FileNotFoundError,
-                       match="train-labels-idx1-ubyte.gz is missing"):
+    with pytest.raises(
+        FileNotFoundError, match="train-labels-idx1-ubyte.gz is missing"
+    ):
         data.load("mnist", "train", 8, data_dir=fake_dir)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(name="emnist"), "Known data sets: mnist, fashion_mnist"),
-    (dict(split="valid"), "Unknown split 'valid'"),
-    (dict(validation_fraction=1.0), r"must be in \[0, 1\)"),
-    (dict(validation_fraction=0.0001), "leaves both"),
-    (dict(batch_size=0), "batch_size must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(name="emnist"), "Known data sets: mnist, fashion_mnist"),
+        (dict(split="valid"), "Unknown split 'valid'"),
+        (dict(validation_fraction=1.0), r"must be in \[0, 1\)"),
+        (dict(validation_fraction=0.0001), "leaves both"),
+        (dict(batch_size=0), "batch_size must be a positive integer"),
+    ],
+)
 def test_bad_arguments(fake_dir, kwargs, message):
-    arguments = dict(name="fashion_mnist", split="train", batch_size=8,
-                     data_dir=fake_dir)
+    arguments = dict(
+        name="fashion_mnist", split="train", batch_size=8, data_dir=fake_dir
+    )
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         data.load(**arguments)
@@ -423,8 +466,16 @@ def test_bad_arguments(fake_dir, kwargs, message):
 
 def test_info_needs_no_data():
     assert set(data.DATASET_NAMES) == {
-        "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped",
-        "imagenet2012", "tiny_imagenet", "mnist1d", "digits"}
+        "mnist",
+        "fashion_mnist",
+        "cifar10",
+        "cifar100",
+        "svhn_cropped",
+        "imagenet2012",
+        "tiny_imagenet",
+        "mnist1d",
+        "digits",
+    }
     assert data.info("cifar100") == data.DatasetInfo(100, (32, 32, 3), 50_000)
     assert data.info("imagenet2012").input_shape == (224, 224, 3)
     assert data.info("mnist1d").input_shape == (40, 1)

@@ -255,7 +255,10 @@ def test_a_head_with_the_wrong_output_is_refused():
 def test_memory_balance_uses_the_profile():
     network = localgrad.models.build("vgg11", (32, 32, 3), 10, width=0.125)
     model = localgrad.GreedyModel(
-        network, num_blocks=2, balance="memory", heads="linear",
+        network,
+        num_blocks=2,
+        balance="memory",
+        heads="linear",
         balance_batch_size=256,
     )
     profiles = localgrad.profile(network, batch_size=256)
@@ -267,7 +270,10 @@ def test_memory_balance_uses_the_profile():
     assert model.boundaries[0] < network.num_units / 2
     # With one example per batch, gradients dominate and the split moves.
     small = localgrad.GreedyModel(
-        network, num_blocks=2, balance="memory", heads="linear",
+        network,
+        num_blocks=2,
+        balance="memory",
+        heads="linear",
         balance_batch_size=1,
     )
     assert small.boundaries[0] > model.boundaries[0]

@@ -76,9 +76,7 @@ def test_similarity_matching_loss_zero_weight_drops_an_example():
         features, labels, 3, sample_weight=weights
     )
     keep = weights > 0
-    dropped = losses.similarity_matching_loss(
-        features[keep], labels[keep], 3
-    )
+    dropped = losses.similarity_matching_loss(features[keep], labels[keep], 3)
     np.testing.assert_allclose(float(weighted), float(dropped), rtol=1e-5)
 
 
@@ -101,7 +99,8 @@ def test_cross_entropy_sparse_and_one_hot_match_numpy():
     expected = _numpy_cross_entropy(logits.astype(np.float64), labels)
     for form in (labels, labels[:, None], keras.ops.one_hot(labels, 3)):
         np.testing.assert_allclose(
-            float(losses.cross_entropy(logits, form)), expected.mean(),
+            float(losses.cross_entropy(logits, form)),
+            expected.mean(),
             rtol=1e-5,
         )
 
@@ -123,7 +122,8 @@ def test_cross_entropy_weighted_mean():
     per_example = _numpy_cross_entropy(logits.astype(np.float64), labels)
     expected = (weights * per_example).sum() / weights.sum()
     np.testing.assert_allclose(
-        float(losses.cross_entropy(logits, labels, weights)), expected,
+        float(losses.cross_entropy(logits, labels, weights)),
+        expected,
         rtol=1e-5,
     )
     zero = losses.cross_entropy(logits, labels, np.zeros(5, np.float32))

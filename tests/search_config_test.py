@@ -29,7 +29,9 @@ def test_every_search_config_is_valid(path):
 def test_cifar10_search_uses_the_paper_budget(model):
     config = search_config.cifar10_search_config(model)
     assert (config.model, config.dataset, config.width) == (
-        model, "cifar10", 1.0
+        model,
+        "cifar10",
+        1.0,
     )
     assert (config.meta_iterations, config.inner_steps) == (2000, 5)
     assert config.memory_size == 50

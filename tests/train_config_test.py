@@ -135,6 +135,8 @@ def test_transport_flags_make_the_transport(flags, expected):
     config.transport_tau, config.uzawa_step = None, None
     config.transport_varying, config.uzawa_every = False, None
     assert train_lib._transport(config) is None
+
+
 def test_a_cluster_of_host_port_addresses_is_accepted():
     config = train_config.default_config()
     config.cluster = "host0:2222, [::1]:2223"

@@ -114,5 +114,5 @@ def imagenet_eval(
     image = tf.image.resize(image, new_shape, method="bilinear")
     top = (new_shape[0] - size) // 2
     left = (new_shape[1] - size) // 2
-    image = image[top:top + size, left:left + size]
+    image = image[top : top + size, left : left + size]
     return tf.ensure_shape(image, (size, size, 3))

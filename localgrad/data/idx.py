@@ -84,7 +84,7 @@ def read_idx(path: str) -> np.ndarray:
             f"but the file has only {len(data)} bytes."
         )
     shape = tuple(
-        int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)
+        int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
     )
     dtype = _TYPE_CODES[type_code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
