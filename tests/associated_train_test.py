@@ -30,6 +30,7 @@ def _config(epochs=2):
     config.lr_schedule = "constant"
     config.batch_size = 64
     config.eval_batch_size = 512
+    config.steps_per_epoch = 6  # Enough to tell a resumed run apart.
     config.epochs = epochs
     return config
 
