@@ -44,9 +44,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 from absl import app, flags, logging
+from turns import time_in_turns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "fashion_mnist_associated.py")
@@ -149,7 +149,9 @@ def inference(network, seed, workdir):
         repeats = (
             FLAGS.repeats_small if batch_size == 1 else FLAGS.repeats_large
         )
-        latency[str(batch_size)] = _time_in_turns(forms, images, repeats)
+        latency[str(batch_size)] = time_in_turns(
+            forms, images, repeats, FLAGS.warmup
+        )
     return {
         "training_parameters": training.parameters,
         "training_parameter_bytes": training.bytes,
@@ -163,36 +165,6 @@ def inference(network, seed, workdir):
         "backprop_export_saved_model_bytes": backprop_export.size_bytes,
         "latency_ms": latency,
     }
-
-
-def _time_in_turns(forms, images, repeats):
-    """Median milliseconds per call of each form, timed in rotating turns."""
-    names = list(forms)
-    for _ in range(FLAGS.warmup):
-        for name in names:
-            _call(forms[name], images)
-    times = {name: [] for name in names}
-    for turn in range(repeats):
-        order = names[turn % len(names) :] + names[: turn % len(names)]
-        for name in order:
-            start = time.perf_counter()
-            _call(forms[name], images)
-            times[name].append(time.perf_counter() - start)
-    return {
-        name: {
-            "median": 1e3 * statistics.median(values),
-            "min": 1e3 * min(values),
-            "repeats": len(values),
-        }
-        for name, values in times.items()
-    }
-
-
-def _call(function, images):
-    outputs = function(images)
-    if isinstance(outputs, dict):
-        outputs = outputs["logits"]
-    return outputs.numpy()  # Waits for the result.
 
 
 def _accuracy_table(results):

@@ -25,11 +25,10 @@ Run (about 15 minutes on 2 CPU cores):
 
 import json
 import os
-import statistics
 import tempfile
-import time
 
 from absl import app, flags
+from turns import time_in_turns
 
 flags.DEFINE_list("models", ["vgg19", "resnet50"], "Networks to measure.")
 flags.DEFINE_list("batch_sizes", ["1", "128"], "Batch sizes to time.")
@@ -90,7 +89,9 @@ def measure(model_name, workdir):
         repeats = (
             FLAGS.repeats_small if batch_size == 1 else FLAGS.repeats_large
         )
-        latency[batch_size] = _time_in_turns(forms, images, repeats)
+        latency[batch_size] = time_in_turns(
+            forms, images, repeats, FLAGS.warmup
+        )
 
     training = export.parameter_count(model.weights)
     return {
@@ -113,36 +114,6 @@ def measure(model_name, workdir):
             str(batch_size): times for batch_size, times in latency.items()
         },
     }
-
-
-def _time_in_turns(forms, images, repeats):
-    """Median milliseconds per call of each form, timed in rotating turns."""
-    names = list(forms)
-    for _ in range(FLAGS.warmup):
-        for name in names:
-            _call(forms[name], images)
-    times = {name: [] for name in names}
-    for turn in range(repeats):
-        order = names[turn % len(names) :] + names[: turn % len(names)]
-        for name in order:
-            start = time.perf_counter()
-            _call(forms[name], images)
-            times[name].append(time.perf_counter() - start)
-    return {
-        name: {
-            "median": 1e3 * statistics.median(values),
-            "min": 1e3 * min(values),
-            "repeats": len(values),
-        }
-        for name, values in times.items()
-    }
-
-
-def _call(function, images):
-    outputs = function(images)
-    if isinstance(outputs, dict):
-        outputs = outputs["logits"]
-    return outputs.numpy()  # Waits for the result.
 
 
 def _table(results):
