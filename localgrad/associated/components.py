@@ -41,24 +41,14 @@ def check_label_width(label_width) -> int:
 
 def build_encoder(index: int, input_width: int, label_width: int):
     """g_i: Dense(n, sigmoid) on t_{i-1} (of width `input_width`)."""
-    encoder = keras.layers.Dense(
-        label_width,
-        activation="sigmoid",
-        kernel_initializer=INITIALIZER,
-        name=f"encoder_{index}",
-    )
+    encoder = _sigmoid_dense(label_width, name=f"encoder_{index}")
     encoder.build((None, input_width))
     return encoder
 
 
 def build_decoder(index: int, label_width: int, output_width: int):
     """h_i: Dense(width of t_{i-1}, sigmoid) on t_i (of width n)."""
-    decoder = keras.layers.Dense(
-        output_width,
-        activation="sigmoid",
-        kernel_initializer=INITIALIZER,
-        name=f"decoder_{index}",
-    )
+    decoder = _sigmoid_dense(output_width, name=f"decoder_{index}")
     decoder.build((None, label_width))
     return decoder
 
@@ -93,21 +83,21 @@ def build_bridge(index: int, feature_shape: Sequence, label_width: int):
     bridge = keras.Sequential(
         [
             keras.layers.Flatten(),
-            keras.layers.Dense(
-                BRIDGE_EXPANSION * label_width,
-                activation="sigmoid",
-                kernel_initializer=INITIALIZER,
-            ),
-            keras.layers.Dense(
-                label_width,
-                activation="sigmoid",
-                kernel_initializer=INITIALIZER,
-            ),
+            _sigmoid_dense(BRIDGE_EXPANSION * label_width),
+            _sigmoid_dense(label_width),
         ],
         name=f"bridge_{index}",
     )
     bridge.build((None,) + shape)
     return bridge
+
+
+def _sigmoid_dense(units, name=None):
+    """Dense(units, sigmoid), started as in the official code: every
+    layer of the label side and of the bridges is one."""
+    return keras.layers.Dense(
+        units, activation="sigmoid", kernel_initializer=INITIALIZER, name=name
+    )
 
 
 def decode(decoders: Sequence, codes, training=False):
