@@ -53,13 +53,16 @@ import json
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 
 from absl import app, flags
-from pipeline_speed import FLAGS, greedy_model, random_data
+from pipeline_speed import (
+    FLAGS,
+    greedy_model,
+    random_data,
+    run_in_subprocess,
+)
 
 flags.DEFINE_list("slowdowns", ["1.0", "1.5", "2.0"], "Slowed worker's s.")
 flags.DEFINE_integer("slowed_task", 1, "The worker task that is slowed.")
@@ -68,6 +71,16 @@ flags.DEFINE_integer("epochs", 4, "Epochs every block trains (>= 2).")
 flags.DEFINE_float("throttle_period", 0.1, "Seconds of a stop/go cycle.")
 
 SCHEDULES = ("pipelined_2w", "async_2w")
+# The flags a schedule's process needs.
+RUN_FLAGS = (
+    "width",
+    "image_size",
+    "batch_size",
+    "heads",
+    "epoch_steps",
+    "epochs",
+    "buffer_size",
+)
 # Seconds between two looks at the asynchronous blocks' step counts.
 POLL_SECONDS = 0.001
 
@@ -233,26 +246,6 @@ class _EpochCrossings:
         ]
 
 
-def run_in_subprocess(model_name, schedule, cluster):
-    command = [
-        sys.executable,
-        __file__,
-        f"--one={model_name},{schedule}",
-        f"--cluster={cluster}",
-        f"--width={FLAGS.width}",
-        f"--image_size={FLAGS.image_size}",
-        f"--batch_size={FLAGS.batch_size}",
-        f"--heads={FLAGS.heads}",
-        f"--epoch_steps={FLAGS.epoch_steps}",
-        f"--epochs={FLAGS.epochs}",
-        f"--buffer_size={FLAGS.buffer_size}",
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{schedule} failed:\n{completed.stderr[-4000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def _compare(rows):
     """Adds the async row's ratios against the pipelined row."""
     pipelined, asynchronous = rows["pipelined_2w"], rows["async_2w"]
@@ -321,7 +314,10 @@ def main(argv):
                 for schedule in SCHEDULES:
                     with Throttle(slowed, slowdown, FLAGS.throttle_period):
                         rows[schedule] = run_in_subprocess(
-                            model_name, schedule, workers.cluster
+                            __file__,
+                            f"{model_name},{schedule}",
+                            workers.cluster,
+                            RUN_FLAGS,
                         )
                 _compare(rows)
                 for row in rows.values():

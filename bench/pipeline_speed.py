@@ -64,6 +64,16 @@ flags.DEFINE_string("output", "", "Where to write the JSON results.")
 flags.DEFINE_string("one", "", "Internal: measure one configuration.")
 flags.DEFINE_string("cluster", "", "Internal: the workers' addresses.")
 FLAGS = flags.FLAGS
+# The flags a configuration's process needs.
+RUN_FLAGS = (
+    "api",
+    "width",
+    "image_size",
+    "batch_size",
+    "heads",
+    "repeats",
+    "epoch_steps",
+)
 
 CONFIGURATIONS = {
     # name: (schedule, tasks of block 0 and block 1, number of blocks)
@@ -304,23 +314,17 @@ def _pipelined(steps, batches):
                     result[1].numpy()
 
 
-def run_in_subprocess(model_name, name, cluster):
-    command = [
-        sys.executable,
-        __file__,
-        f"--one={model_name},{name}",
-        f"--cluster={cluster}",
-        f"--api={FLAGS.api}",
-        f"--width={FLAGS.width}",
-        f"--image_size={FLAGS.image_size}",
-        f"--batch_size={FLAGS.batch_size}",
-        f"--heads={FLAGS.heads}",
-        f"--repeats={FLAGS.repeats}",
-        f"--epoch_steps={FLAGS.epoch_steps}",
-    ]
+def run_in_subprocess(script, one, cluster, flag_names):
+    """Runs `script --one=<one>` in a process of its own.
+
+    The process gets the cluster and the current values of `flag_names`;
+    its last line of output is the JSON of its figures, returned decoded.
+    """
+    command = [sys.executable, script, f"--one={one}", f"--cluster={cluster}"]
+    command += [f"--{name}={FLAGS[name].value}" for name in flag_names]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{completed.stderr[-4000:]}")
+        raise RuntimeError(f"{one} failed:\n{completed.stderr[-4000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -340,7 +344,9 @@ def main(argv):
     ) as workers:
         for model_name in FLAGS.models:
             rows = {
-                name: run_in_subprocess(model_name, name, workers.cluster)
+                name: run_in_subprocess(
+                    __file__, f"{model_name},{name}", workers.cluster, RUN_FLAGS
+                )
                 for name in CONFIGURATIONS
             }
             for name, row in rows.items():

@@ -25,7 +25,9 @@ the last block's accuracy per variant (`transport.md`, printed too). Goal
 K = 16 the last block beats the unregularized last block by ≥ 1 point.
 
 Every run is its own process (`--one`), so runs cannot share memory or
-compiled functions.
+compiled functions. Each run's result is kept in `<output_dir>/runs/`:
+started again with the same flags, the benchmark trains only the runs it
+has not finished.
 
 Run (Fashion-MNIST from `apt-get install -y dataset-fashion-mnist`):
 
@@ -154,13 +156,25 @@ def train_one(spec):
     return [float(logs[f"block_{k}_accuracy"]) for k in range(num_blocks)]
 
 
-def run_in_process(spec):
-    """Runs `train_one(spec)` in a fresh process; returns its result."""
+def run_in_process(spec, name):
+    """Runs `train_one(spec)` in a fresh process; returns its result.
+
+    The result is kept in `<output_dir>/runs/<name>.json` with the spec and
+    the training flags; a later call with the same ones reads it instead
+    of training again, so an interrupted benchmark resumes.
+    """
+    flag_values = {flag: getattr(FLAGS, flag) for flag in TRAINING_FLAGS}
+    path = os.path.join(FLAGS.output_dir, "runs", f"{name}.json")
+    if os.path.exists(path):
+        with open(path) as file:
+            kept = json.load(file)
+        if kept["spec"] == spec and kept["flags"] == flag_values:
+            return kept["accuracies"]
     command = [
         sys.executable,
         os.path.abspath(__file__),
         f"--one={json.dumps(spec)}",
-    ] + [f"--{name}={getattr(FLAGS, name)}" for name in TRAINING_FLAGS]
+    ] + [f"--{flag}={value}" for flag, value in flag_values.items()]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [ROOT, env.get("PYTHONPATH")])
@@ -168,7 +182,14 @@ def run_in_process(spec):
     output = subprocess.run(
         command, check=True, capture_output=True, text=True, env=env
     ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    accuracies = json.loads(output.strip().splitlines()[-1])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as file:
+        json.dump(
+            {"spec": spec, "flags": flag_values, "accuracies": accuracies}, file
+        )
+    os.replace(path + ".tmp", path)
+    return accuracies
 
 
 def summarize(accuracies):
@@ -235,7 +256,9 @@ def main(argv):
                             "schedule": schedule,
                             "transport": TRANSPORTS[transport],
                             "seed": int(seed),
-                        }
+                        },
+                        f"{model_name}-k{num_blocks}-{schedule}-{transport}"
+                        f"-seed{seed}",
                     )
                     for seed in FLAGS.seeds
                 ]

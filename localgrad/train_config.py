@@ -114,7 +114,8 @@ def default_config() -> config_dict.ConfigDict:
     # Several machines: the workers' host:port in task order, each running
     # `python bin/worker.py --cluster=... --task=k`; block k lives on task
     # k (unless `devices` names worker devices, /job:worker/...). Every
-    # worker must answer within `cluster_timeout` seconds.
+    # worker must answer within `cluster_timeout` seconds, at the start
+    # and during the run (a worker silent that long ends the run, named).
     config.cluster = config_dict.placeholder(str)
     config.cluster_timeout = 60.0
     # Optimization; each block gets its own copy of the optimizer.

@@ -218,10 +218,23 @@ def _train(config, workdir, data, schedule, devices, callbacks):
 
 
 def _naming_lost_workers(config):
-    """Names a worker task that dies during the run (cluster runs)."""
-    if config.cluster is None:
-        return contextlib.nullcontext()
-    return distribute.reporting_lost_workers(config.cluster)
+    """Names a worker task that dies or freezes during the run (clusters).
+
+    A dead worker fails the step: the error names it. A frozen one would
+    block the step for ever: after `cluster_timeout` seconds of silence the
+    process ends, naming it (exit code 75).
+    """
+    watching = contextlib.ExitStack()
+    if config.cluster is not None:
+        watching.enter_context(
+            distribute.stopping_on_frozen_workers(
+                config.cluster, patience=config.cluster_timeout
+            )
+        )
+        watching.enter_context(
+            distribute.reporting_lost_workers(config.cluster)
+        )
+    return watching
 
 
 def _num_blocks(config):

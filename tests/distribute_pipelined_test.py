@@ -73,6 +73,17 @@ def _train(workdir, cluster, epochs, schedule):
     ]
 
 
+def wait_for_first_checkpoint(run, workdir):
+    """Waits until the training process `run` has saved its first epoch."""
+    checkpoint = workdir / "checkpoints" / "epoch-0001.npz"
+    deadline = time.monotonic() + NO_HANG_SECONDS
+    while not checkpoint.exists():
+        assert run.poll() is None, run.communicate()[0]
+        assert time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.05)
+    return checkpoint
+
+
 # "async": real asynchronous DGL, a thread per block, on the workers.
 @pytest.mark.parametrize("schedule", ["pipelined", "async"])
 def test_train_binary_on_a_cluster_resumes_after_a_lost_worker(
@@ -95,12 +106,7 @@ def test_train_binary_on_a_cluster_resumes_after_a_lost_worker(
             stderr=subprocess.STDOUT,
             text=True,
         )
-        checkpoint = workdir / "checkpoints" / "epoch-0001.npz"
-        deadline = time.monotonic() + NO_HANG_SECONDS
-        while not checkpoint.exists():
-            assert first.poll() is None, first.communicate()[0]
-            assert time.monotonic() < deadline, "no checkpoint in time"
-            time.sleep(0.05)
+        wait_for_first_checkpoint(first, workdir)
         workers.kill(1)
         output = first.communicate(timeout=NO_HANG_SECONDS)[0]
         assert first.returncode != 0

@@ -3,8 +3,9 @@
 Every machine runs a worker (`python bin/worker.py --cluster=... --task=k`,
 a `tf.distribute.Server`); the chief connects to them and gets one device
 name per worker task, on which blocks are placed with `tf.device`. A worker
-that is not there makes `connect` fail within its timeout, and a worker
-that dies during training is named by `reporting_lost_workers`.
+that is not there makes `connect` fail within its timeout, a worker that
+dies during training is named by `reporting_lost_workers`, and one that
+freezes ends the run, named, under `stopping_on_frozen_workers`.
 
 Example:
 
@@ -27,6 +28,10 @@ from localgrad.distribute.connect import (
     connected_cluster,
     worker_devices,
 )
+from localgrad.distribute.frozen_workers import (
+    FROZEN_WORKER_EXIT_CODE,
+    stopping_on_frozen_workers,
+)
 from localgrad.distribute.local_cluster import LocalCluster
 from localgrad.distribute.lost_workers import (
     WorkerLostError,
@@ -37,6 +42,7 @@ from localgrad.distribute.worker import serve, start_worker
 
 __all__ = [
     "DEVICES_PER_TASK",
+    "FROZEN_WORKER_EXIT_CODE",
     "LocalCluster",
     "WorkerLostError",
     "answers",
@@ -47,6 +53,7 @@ __all__ = [
     "serve",
     "silent_tasks",
     "start_worker",
+    "stopping_on_frozen_workers",
     "task_name",
     "worker_devices",
 ]
