@@ -98,6 +98,19 @@ def task_name(task: int) -> str:
     return f"/job:{JOB_NAME}/replica:0/task:{task}"
 
 
+def worker_command(addresses: Sequence[str], task: int) -> str:
+    """The command that starts worker `task` of the cluster `addresses`.
+
+    Example:
+
+    ```python
+    worker_command(["host0:2222", "host1:2222"], 1)
+    # "python bin/worker.py --cluster=host0:2222,host1:2222 --task=1"
+    ```
+    """
+    return f"python bin/worker.py --cluster={','.join(addresses)} --task={task}"
+
+
 def _checked_address(task, entry):
     where = f"Cluster entry {task} ({entry!r})"
     if not entry:

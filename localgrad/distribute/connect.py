@@ -14,7 +14,12 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from localgrad.distribute.addresses import JOB_NAME, parse_cluster, task_name
+from localgrad.distribute.addresses import (
+    JOB_NAME,
+    parse_cluster,
+    task_name,
+    worker_command,
+)
 from localgrad.distribute.probe import silent_tasks
 
 DEVICES_PER_TASK = ("one", "all")
@@ -168,7 +173,6 @@ def _device_name(task, spec):
 
 
 def _silent_message(addresses, silent, timeout):
-    cluster = ",".join(addresses)
     lines = [
         f"{len(silent)} of {len(addresses)} workers did not answer within "
         f"{timeout:g} s:"
@@ -176,8 +180,8 @@ def _silent_message(addresses, silent, timeout):
     for task in silent:
         lines.append(
             f"  task {task} at {addresses[task]} ({task_name(task)}): start "
-            f"it on that machine with `python bin/worker.py "
-            f"--cluster={cluster} --task={task}`, or correct its address."
+            f"it on that machine with `{worker_command(addresses, task)}`, "
+            "or correct its address."
         )
     lines.append(
         "A worker that is still starting needs a longer timeout "

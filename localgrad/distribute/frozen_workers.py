@@ -20,7 +20,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from localgrad.distribute.addresses import parse_cluster, task_name
+from localgrad.distribute.addresses import (
+    parse_cluster,
+    task_name,
+    worker_command,
+)
 from localgrad.distribute.connect import connected_cluster
 from localgrad.distribute.probe import answers
 
@@ -105,15 +109,11 @@ def stopping_on_frozen_workers(
 
 
 def _frozen_message(addresses, frozen, patience):
-    cluster = ",".join(addresses)
     tasks = ", ".join(
         f"task {task} at {addresses[task]} ({task_name(task)})"
         for task in frozen
     )
-    restarts = "; ".join(
-        f"python bin/worker.py --cluster={cluster} --task={task}"
-        for task in frozen
-    )
+    restarts = "; ".join(worker_command(addresses, task) for task in frozen)
     return (
         f"Worker {tasks} has not answered for {patience:g} s: the run stops "
         f"here, its checkpoints are kept. Restart that worker ({restarts}) "

@@ -14,7 +14,11 @@ from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
 
-from localgrad.distribute.addresses import parse_cluster, task_name
+from localgrad.distribute.addresses import (
+    parse_cluster,
+    task_name,
+    worker_command,
+)
 from localgrad.distribute.connect import connected_cluster
 from localgrad.distribute.probe import answers
 
@@ -89,7 +93,6 @@ def _silent_now(addresses, timeout):
 
 
 def _lost_message(addresses, silent, error):
-    cluster = ",".join(addresses)
     reason = " ".join(
         line.strip() for line in str(error.message).splitlines()[:3]
     )
@@ -100,10 +103,7 @@ def _lost_message(addresses, silent, error):
             "stopped answering during the run."
         )
     lines.append(f"TensorFlow said: {type(error).__name__}: {reason}")
-    restarts = "; ".join(
-        f"python bin/worker.py --cluster={cluster} --task={task}"
-        for task in silent
-    )
+    restarts = "; ".join(worker_command(addresses, task) for task in silent)
     lines.append(
         f"Restart it ({restarts}) and run the same training command again: "
         "training resumes from its last checkpoint."
