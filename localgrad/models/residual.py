@@ -143,7 +143,11 @@ class ResidualUnit(keras.layers.Layer):
         return self.filters * self.expansion
 
     def _branch_shapes(self):
-        raise NotImplementedError
+        """`(filters, kernel, stride)` of each conv of g; every subclass
+        defines it (BasicBlock, BottleneckBlock)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define _branch_shapes()."
+        )
 
     def build(self, input_shape):
         shape = tuple(input_shape)
