@@ -35,9 +35,14 @@ class Network(keras.Model):
         input_shape: Shape of one example, without the batch dimension.
         architecture: Name of the architecture (e.g. `"vgg19"`), recorded in
             decoupling files so that a file is only read for its network.
+        light_head_reduction: How SEDONA's light heads narrow this
+            network's features: their first 1x1 conv has C // reduction
+            channels. The authors use 4, and 1 on ResNet-18/34, whose basic
+            blocks are already narrow (`localgrad.models` sets it so).
 
     Raises:
-        ValueError: if there are no units.
+        ValueError: if there are no units, or light_head_reduction is not
+            an integer >= 1.
     """
 
     def __init__(
@@ -46,15 +51,25 @@ class Network(keras.Model):
         classifier: keras.layers.Layer,
         input_shape: Sequence[int],
         architecture: str | None = None,
+        light_head_reduction: int = 4,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if not units:
             raise ValueError("A Network needs at least one unit; got none.")
+        if isinstance(light_head_reduction, bool) or not (
+            isinstance(light_head_reduction, int) and light_head_reduction >= 1
+        ):
+            raise ValueError(
+                "light_head_reduction must be an integer >= 1 (the light "
+                "heads' first 1x1 conv keeps C // light_head_reduction "
+                f"channels); got {light_head_reduction!r}."
+            )
         self.units = list(units)
         self.classifier = classifier
         self.example_shape = tuple(input_shape)
         self.architecture = architecture or self.name
+        self.light_head_reduction = light_head_reduction
         self.unit_output_shapes = []
         self.build((None,) + self.example_shape)
 
@@ -256,6 +271,7 @@ class Network(keras.Model):
             classifier=keras.saving.serialize_keras_object(self.classifier),
             input_shape=list(self.example_shape),
             architecture=self.architecture,
+            light_head_reduction=self.light_head_reduction,
         )
         return config
 

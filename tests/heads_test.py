@@ -171,6 +171,16 @@ def test_light_head_parameter_count_matches_a_hand_count(depth, count):
     assert head.count_params() == count
 
 
+def test_light_head_reduction_one_keeps_every_channel():
+    # (8, 8, 16) in, P = C = 16: 1x1 conv 16*16 + BN 16*4 + depthwise 9*16
+    # + BN 16*4 = 528, then the tail on 16 channels.
+    head = heads.build("light1", MAP_SHAPE, NUM_CLASSES, light_reduction=1)
+    assert head.reduce.filters == 16
+    assert head.count_params() == 528 + 16 * 512 + 512 * 4 + 512 * 5 + 5
+    clone = heads.LightHead.from_config(head.get_config())
+    assert clone.reduce.filters == 16
+
+
 def test_inverted_residual_uses_relu_not_relu6():
     block = heads.InvertedResidual(input_channels=1, filters=1, expansion=1)
     block.build((None, 1, 1, 1))
@@ -325,6 +335,7 @@ def test_unknown_name_lists_known_names():
         ({"input_shape": (8, 0, 4)}, "'light2' needs .* positive"),
         ({"input_shape": (8, 8)}, r"\(H, W, C\)"),
         ({"width_mult": 0.0}, "width_mult"),
+        ({"light_reduction": 0}, "reduction to be an integer >= 1"),
         ({"bn_momentum": 1.0}, "bn_momentum"),
     ],
 )

@@ -198,8 +198,28 @@ def test_save_and_load_give_identical_outputs(name, tmp_path):
     assert isinstance(loaded, localgrad.Network)
     assert loaded.architecture == name
     assert loaded.unit_names == net.unit_names
+    assert loaded.light_head_reduction == net.light_head_reduction
     assert [type(u) for u in loaded.units] == [type(u) for u in net.units]
     np.testing.assert_array_equal(loaded(images), net(images))
+
+
+@pytest.mark.parametrize(
+    "name,reduction",
+    [("resnet18", 1), ("resnet34", 1), ("resnet50", 4), ("vgg11", 4)],
+)
+def test_light_heads_narrow_as_the_authors_did(name, reduction):
+    # The authors' light heads keep P = C channels after ResNet-18/34's
+    # basic blocks and P = C / 4 elsewhere (methods.md §2), in trained
+    # models and in the search's candidates alike.
+    net = models.build(name, (32, 32, 3), 10, width=WIDTH)
+    assert net.light_head_reduction == reduction
+    model = localgrad.GreedyModel(net, boundaries=[2], heads="light2")
+    supernet = localgrad.search.RelaxedSupernet(net, heads=["light1"])
+    channels = net.unit_output_shapes[1][-1]
+    assert model.heads[0].reduce.filters == channels // reduction
+    assert supernet.candidate_heads[1][0].reduce.filters == (
+        channels // reduction
+    )
 
 
 @pytest.mark.parametrize("mode", ["tf_function", "jit_compile"])

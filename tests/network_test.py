@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 import localgrad
 from localgrad.network import config_with_network
@@ -28,3 +29,15 @@ def test_config_with_network_gives_the_network_back_and_keeps_the_rest():
     # until weights are loaded; its shapes are the network's.
     restored["network"].set_weights(network.get_weights())
     np.testing.assert_allclose(restored["network"](x).numpy(), expected)
+
+
+@pytest.mark.parametrize("reduction", [0, 2.0, True, "4"])
+def test_a_bad_light_head_reduction_is_named(reduction):
+    units = [keras.layers.Dense(5)]
+    with pytest.raises(ValueError, match="light_head_reduction must be an"):
+        localgrad.Network(
+            units,
+            keras.layers.Dense(3),
+            input_shape=(4,),
+            light_head_reduction=reduction,
+        )

@@ -30,7 +30,8 @@ def build_heads(
         heads: A head name, a Keras layer, a callable
             `(input_shape, num_classes) -> layer`, or a list of these, one
             per boundary.
-        head_width: `width_mult` given to named heads.
+        head_width: `width_mult` given to named heads (the network's
+            `light_head_reduction` goes to named light heads).
 
     Returns:
         The heads, in block order.
@@ -60,16 +61,23 @@ def build_heads(
             network.unit_output_shapes[boundary - 1],
             network.num_classes,
             head_width,
+            network.light_head_reduction,
             boundary,
         )
         for boundary, spec in zip(boundaries, specs)
     ]
 
 
-def _build_head(spec, shape, num_classes, head_width, boundary):
+def _build_head(spec, shape, num_classes, head_width, reduction, boundary):
     where = f"the head after unit {boundary} (input shape {shape})"
     if isinstance(spec, str):
-        return heads_lib.build(spec, shape, num_classes, width_mult=head_width)
+        return heads_lib.build(
+            spec,
+            shape,
+            num_classes,
+            width_mult=head_width,
+            light_reduction=reduction,
+        )
     head = (
         spec
         if isinstance(spec, keras.layers.Layer)

@@ -149,11 +149,13 @@ class LightHead(Head):
     """SEDONA's light head of depth d (`light1`..`light4`).
 
     As the authors built it (methods.md §2): on an H x W x C map, 1x1 conv
-    C -> P with P = max(C // 4, 1), BN, ReLU; depthwise 3x3 stride 2, BN,
-    ReLU; d - 1 inverted residual blocks (expansion 4, ReLU), block i
-    (0-based) of stride 2 when i is odd and its map is at least 2x2, a
-    stride-2 block widening by P // 2 (see `light_block_layout`); 1x1 conv
-    to int(512 * width_mult), BN, ReLU; global average pooling; Dense(n).
+    C -> P with P = max(C // reduction, 1) (the authors' reduction is 4,
+    and 1 after the basic blocks of ResNet-18/34), BN, ReLU; depthwise
+    3x3 stride 2, BN, ReLU; d - 1 inverted residual blocks (expansion 4,
+    ReLU), block i (0-based) of stride 2 when i is odd and its map is at
+    least 2x2, a stride-2 block widening by P // 2 (see
+    `light_block_layout`); 1x1 conv to int(512 * width_mult), BN, ReLU;
+    global average pooling; Dense(n).
     Padding is "same", so any map size down to 1x1 works.
 
     Example:
@@ -162,6 +164,7 @@ class LightHead(Head):
     head = LightHead((8, 8, 16), num_classes=10, depth=3)
     [(b.filters, b.strides) for b in head.blocks]  # [(4, 1), (6, 2)]
     head(np.zeros((4, 8, 8, 16))).shape  # (4, 10)
+    LightHead((8, 8, 16), 10, reduction=1).reduce.filters  # 16: P = C
     ```
 
     Args:
@@ -169,12 +172,15 @@ class LightHead(Head):
         num_classes: Number of classes.
         depth: d in 1..4.
         width_mult: Multiplies the 512 channels of the last 1x1 conv.
+        reduction: Divides the input's channels C into the P of the first
+            1x1 conv.
         **kwargs: Passed to `Head` (e.g. `bn_momentum`) and
             `keras.layers.Layer`.
 
     Raises:
-        ValueError: for flat features, a depth outside 1..4 or a
-            non-positive width_mult.
+        ValueError: for flat features, a depth outside 1..4, a
+            non-positive width_mult or a reduction that is not a positive
+            integer.
     """
 
     head_name = "light1"
@@ -185,6 +191,7 @@ class LightHead(Head):
         num_classes: int,
         depth: int = 1,
         width_mult: float = 1.0,
+        reduction: int = 4,
         **kwargs,
     ):
         if depth not in (1, 2, 3, 4):
@@ -199,14 +206,22 @@ class LightHead(Head):
             raise ValueError(
                 f"Head 'light{depth}' needs width_mult > 0; got {width_mult}."
             )
+        if isinstance(reduction, bool) or not (
+            isinstance(reduction, int) and reduction >= 1
+        ):
+            raise ValueError(
+                f"Head 'light{depth}' needs reduction to be an integer >= 1 "
+                f"(P = C // reduction); got {reduction!r}."
+            )
         height, width, channels = require_spatial(
             self.head_name, self.feature_shape
         )
         self.depth = depth
+        self.reduction = reduction
         self.width_mult = float(width_mult)
         self.last_channels = max(int(LAST_CHANNELS * width_mult), 1)
         sub = self._sublayer_kwargs()
-        reduced = max(channels // 4, 1)
+        reduced = max(channels // reduction, 1)
         self.reduce = keras.layers.Conv2D(reduced, 1, use_bias=False, **sub)
         self.reduce_norm = self._batch_norm()
         self.depthwise = keras.layers.DepthwiseConv2D(
@@ -247,5 +262,9 @@ class LightHead(Head):
 
     def get_config(self):
         config = super().get_config()
-        config.update(depth=self.depth, width_mult=self.width_mult)
+        config.update(
+            depth=self.depth,
+            width_mult=self.width_mult,
+            reduction=self.reduction,
+        )
         return config

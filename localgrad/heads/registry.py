@@ -1,6 +1,5 @@
 """Auxiliary heads by name: `build(name, input_shape, num_classes)`."""
 
-import functools
 from collections.abc import Callable, Sequence
 
 import keras
@@ -15,15 +14,30 @@ from localgrad.heads.predsim import PredSimHead
 def _without_width(head_class):
     """Adapts a head class that has no width_mult to the one signature."""
 
-    def factory(input_shape, num_classes, width_mult, **kwargs):
-        del width_mult  # These heads have no width to scale.
-        return head_class(input_shape, num_classes, **kwargs)
+    def factory(input_shape, num_classes, width_mult, light_reduction, **kw):
+        del width_mult, light_reduction  # Nothing of theirs to scale.
+        return head_class(input_shape, num_classes, **kw)
 
     return factory
 
 
+def _predsim(input_shape, num_classes, width_mult, light_reduction, **kw):
+    del light_reduction  # Predsim has no 1x1 reduction.
+    return PredSimHead(input_shape, num_classes, width_mult=width_mult, **kw)
+
+
 def _light(depth):
-    return functools.partial(LightHead, depth=depth)
+    def factory(input_shape, num_classes, width_mult, light_reduction, **kw):
+        return LightHead(
+            input_shape,
+            num_classes,
+            depth=depth,
+            width_mult=width_mult,
+            reduction=light_reduction,
+            **kw,
+        )
+
+    return factory
 
 
 _FACTORIES: dict[str, Callable[..., keras.layers.Layer]] = {
@@ -35,7 +49,7 @@ _FACTORIES: dict[str, Callable[..., keras.layers.Layer]] = {
     "light2": _light(2),
     "light3": _light(3),
     "light4": _light(4),
-    "predsim": PredSimHead,
+    "predsim": _predsim,
     "linear": _without_width(LinearHead),
 }
 
@@ -47,6 +61,7 @@ def build(
     input_shape: Sequence[int],
     num_classes: int,
     width_mult: float = 1.0,
+    light_reduction: int = 4,
     layer_name: str | None = None,
     **kwargs,
 ) -> keras.layers.Layer:
@@ -73,6 +88,10 @@ def build(
         width_mult: Scales the 512 channels of the light heads and the
             512-value limit of predsim's prediction branch; the other heads
             ignore it.
+        light_reduction: P = C // light_reduction channels after the
+            light heads' first 1x1 conv (the authors': 4, and 1 on
+            ResNet-18/34, see `Network.light_head_reduction`); the other
+            heads ignore it.
         layer_name: The Keras name of the layer (`name` is the head's
             kind); None for a unique default.
         **kwargs: Passed to the head layer: e.g. `dtype`, or
@@ -94,5 +113,9 @@ def build(
     if layer_name is not None:
         kwargs["name"] = layer_name
     return _FACTORIES[name](
-        tuple(input_shape), num_classes, width_mult=width_mult, **kwargs
+        tuple(input_shape),
+        num_classes,
+        width_mult=width_mult,
+        light_reduction=light_reduction,
+        **kwargs,
     )

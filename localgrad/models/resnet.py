@@ -88,4 +88,12 @@ def build_resnet(
         ],
         name="classifier",
     )
-    return Network(units, classifier, shape, architecture=name, name=name)
+    return Network(
+        units,
+        classifier,
+        shape,
+        architecture=name,
+        # The authors' light heads keep all C channels of a basic block.
+        light_head_reduction=1 if block is BasicBlock else 4,
+        name=name,
+    )

@@ -78,6 +78,7 @@ class RelaxedSupernet(keras.layers.Layer):
                         shape,
                         network.num_classes,
                         width_mult=head_width,
+                        light_reduction=network.light_head_reduction,
                         layer_name=f"unit_{index:02d}_{name}",
                     )
                 except ValueError as error:
