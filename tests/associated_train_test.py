@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from tiny_decoupling import write_tiny_decoupling
 
 import localgrad
 from localgrad import train_config, train_lib
@@ -62,23 +63,8 @@ def test_associated_run_writes_per_block_losses_and_resumes(tmp_path):
 
 
 def test_binary_cuts_the_components_at_a_decoupling_file(tmp_path):
-    from localgrad.search import make_decoupling, write_decoupling
-
-    network = localgrad.models.build("vgg11", (8, 8, 1), 10, width=0.125)
-    alpha = np.tile([0.5, 0.5], (network.num_units - 1, 1))
-    alpha[0], alpha[3] = [0.9, 0.1], [0.8, 0.2]  # Units 1 and 4: local.
-    beta = np.tile([0.2, 0.8], (network.num_units - 1, 1))
     path = str(tmp_path / "decoupling.json")
-    write_decoupling(
-        path,
-        make_decoupling(
-            network.architecture,
-            network.unit_names,
-            ["mlp_sr", "linear"],
-            alpha,
-            beta,
-        ),
-    )
+    write_tiny_decoupling(path)
     workdir = tmp_path / "run"
     run = subprocess.run(
         [

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_decoupling import write_tiny_decoupling
 
 import localgrad
 from localgrad import train_config, train_lib
@@ -255,24 +256,8 @@ def _block_learning_rates(directory, epoch=0):
 
 
 def test_decoupling_file_sets_boundaries_heads_and_width(tmp_path):
-    from localgrad.search import make_decoupling, write_decoupling
-
-    network = localgrad.models.build("vgg11", (8, 8, 1), 10, width=0.125)
-    alpha = np.tile([0.5, 0.5], (network.num_units - 1, 1))
-    alpha[0], alpha[3] = [0.9, 0.1], [0.8, 0.2]  # Units 1 and 4: local.
-    beta = np.tile([0.2, 0.8], (network.num_units - 1, 1))  # "linear".
     path = str(tmp_path / "decoupling.json")
-    write_decoupling(
-        path,
-        make_decoupling(
-            network.architecture,
-            network.unit_names,
-            ["mlp_sr", "linear"],
-            alpha,
-            beta,
-            search={"head_width": 0.5},
-        ),
-    )
+    write_tiny_decoupling(path, search={"head_width": 0.5})
     config = _tiny_config()
     config.decoupling = path
     config.epochs = 1
