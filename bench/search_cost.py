@@ -1,7 +1,7 @@
 """What a SEDONA search costs before and once it runs.
 
 For every point (network, number of candidate heads M, unrolled steps T,
-XLA or not), in a fresh process of its own:
+mode), in a fresh process of its own:
 
 - `first_relaxed_step_seconds`: the first relaxed step (trace, compile
   and run), what the warm-up waits before its first step;
@@ -23,7 +23,7 @@ Full figures (issue 13; on an idle 2-core machine about an hour, the
 ResNet-50 four-candidate points about 2 GB each):
 
     python bench/search_cost.py --models=vgg19,resnet50 --width=0.25 \
-        --candidates=1,4 --inner_steps=2,5 --modes=graph \
+        --candidates=1,4 --inner_steps=2,5 --modes=graph,grappler \
         --output=bench/results/search_cost.json
 
 Smoke run (seconds):
@@ -31,6 +31,10 @@ Smoke run (seconds):
     python bench/search_cost.py --models=vgg11 --width=0.0625 \
         --input_size=8 --candidates=1 --inner_steps=1,2 --repeats=1 \
         --modes=graph,xla --output=/tmp/search_cost.json
+
+Modes: `graph` (plain `tf.function` steps without Grappler's rewrites,
+as `bin/search.py` runs them), `grappler` (the same with Grappler's
+rewrites, TensorFlow's default) and `xla` (XLA-compiled steps).
 
 The candidate heads are light1..light{M} (the first M of `--head_names`),
 at the network's width (`--head_width`, default = `--width`); batch 32,
@@ -58,7 +62,12 @@ flags.DEFINE_list(
 )
 flags.DEFINE_list("candidates", ["1", "4"], "Numbers of candidate heads M.")
 flags.DEFINE_list("inner_steps", ["2", "5"], "Unrolled steps T.")
-flags.DEFINE_list("modes", ["graph"], "graph (no XLA) and/or xla.")
+flags.DEFINE_list("modes", ["graph"], "graph, grappler and/or xla.")
+flags.register_validator(
+    "modes",
+    lambda modes: set(modes) <= {"graph", "grappler", "xla"},
+    "--modes takes graph, grappler and/or xla, e.g. --modes=graph,grappler.",
+)
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_integer("input_size", 32, "Side of the square input.")
 flags.DEFINE_integer("channels", 3, "Channels of the input.")
@@ -78,6 +87,7 @@ def measure(model, num_candidates, inner_steps, mode):
 
     import localgrad
     from localgrad.search import MetaStep, RelaxedSupernet, SupernetState
+    from localgrad.search.graph_rewrites import graph_rewrites
 
     keras.utils.set_random_seed(0)
     shape = (FLAGS.input_size, FLAGS.input_size, FLAGS.channels)
@@ -135,16 +145,17 @@ def measure(model, num_candidates, inner_steps, mode):
             time.process_time() - start_cpu,
         )
 
-    load_start = os.getloadavg()[0]
-    tensors = snapshot.tensors()
-    first_step, first_step_cpu = timed(relaxed_step, tensors)
-    first_meta, first_meta_cpu = timed(meta_iteration)
-    step_times, meta_times = [], []
-    for _ in range(FLAGS.repeats):
-        step_times.append(timed(relaxed_step, tensors))
-        meta_times.append(timed(meta_iteration))
-    step, step_cpu = (statistics.median(t) for t in zip(*step_times))
-    meta, meta_cpu = (statistics.median(t) for t in zip(*meta_times))
+    with graph_rewrites(mode == "grappler"):
+        load_start = os.getloadavg()[0]
+        tensors = snapshot.tensors()
+        first_step, first_step_cpu = timed(relaxed_step, tensors)
+        first_meta, first_meta_cpu = timed(meta_iteration)
+        step_times, meta_times = [], []
+        for _ in range(FLAGS.repeats):
+            step_times.append(timed(relaxed_step, tensors))
+            meta_times.append(timed(meta_iteration))
+        step, step_cpu = (statistics.median(t) for t in zip(*step_times))
+        meta, meta_cpu = (statistics.median(t) for t in zip(*meta_times))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return dict(
         model=model,

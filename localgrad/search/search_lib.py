@@ -20,6 +20,7 @@ from absl import logging
 
 from localgrad import data as data_lib
 from localgrad import models
+from localgrad.search.graph_rewrites import graph_rewrites
 from localgrad.search.result import SearchResult
 from localgrad.search.search import Search
 from localgrad.search.search_config import check_search_config
@@ -97,13 +98,14 @@ def run(config, workdir: str) -> SearchResult:
         len(x),
         config.dataset,
     )
-    result = search.run(
-        x,
-        y,
-        workdir=workdir,
-        log_every=config.log_every,
-        checkpoint_every=config.checkpoint_every,
-    )
+    with graph_rewrites(config.graph_rewrites):
+        result = search.run(
+            x,
+            y,
+            workdir=workdir,
+            log_every=config.log_every,
+            checkpoint_every=config.checkpoint_every,
+        )
     for k in sorted({2, 4} & set(range(1, network.num_units + 1))):
         boundaries, heads_k = result.decoupling(k)
         logging.info("K = %d: boundaries %s, heads %s", k, boundaries, heads_k)
