@@ -73,6 +73,9 @@ flags.DEFINE_integer("input_size", 32, "Side of the square input.")
 flags.DEFINE_integer("channels", 3, "Channels of the input.")
 flags.DEFINE_integer("repeats", 3, "Steady-state calls timed (median).")
 flags.DEFINE_bool("first_order", False, "Time the first-order variant.")
+flags.DEFINE_bool(
+    "rematerialize", False, "Recompute the inner steps (MetaStep's option)."
+)
 flags.DEFINE_string("output", "", "Where to write the JSON results.")
 flags.DEFINE_string("one", "", "Internal: model,M,T,mode of one point.")
 FLAGS = flags.FLAGS
@@ -96,7 +99,10 @@ def measure(model, num_candidates, inner_steps, mode):
     head_width = FLAGS.head_width or FLAGS.width
     supernet = RelaxedSupernet(network, heads, head_width)
     steps = MetaStep(
-        supernet, jit_compile=mode == "xla", first_order=FLAGS.first_order
+        supernet,
+        jit_compile=mode == "xla",
+        first_order=FLAGS.first_order,
+        rematerialize=FLAGS.rematerialize,
     )
     rows = network.num_units - 1
     alpha = keras.Variable(np.zeros((rows, 2)), dtype="float32")
@@ -238,6 +244,7 @@ def main(argv):
             input_shape=[FLAGS.input_size, FLAGS.input_size, FLAGS.channels],
             repeats=FLAGS.repeats,
             first_order=FLAGS.first_order,
+            rematerialize=FLAGS.rematerialize,
             cpu_count=os.cpu_count(),
         ),
         results=results,

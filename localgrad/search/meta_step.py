@@ -28,6 +28,7 @@ from localgrad.search.gates import (
     smoothed_cross_entropy,
     tape_detach,
 )
+from localgrad.search.rematerialize import rematerialized
 from localgrad.search.sgd import sgd_momentum_step
 from localgrad.search.state import SupernetState
 from localgrad.search.supernet import RelaxedSupernet
@@ -72,6 +73,10 @@ class MetaStep:
         first_order: Drop the second-order terms through the weights.
         jit_compile: Compile the steps with XLA; False runs them as plain
             `tf.function` graphs (the fallback), None runs them eagerly.
+        rematerialize: Keep only each inner step's inputs for the
+            meta-gradient and recompute the step in its backward pass
+            (`rematerialized`): the memory of one inner step instead of T,
+            for about one more inner step's computation per step.
 
     Raises:
         ValueError: for an unknown objective.
@@ -86,6 +91,7 @@ class MetaStep:
         objective: str = "valid",
         first_order: bool = False,
         jit_compile: bool | None = True,
+        rematerialize: bool = False,
     ):
         if objective not in OBJECTIVES:
             raise ValueError(
@@ -100,6 +106,12 @@ class MetaStep:
         self.objective = objective
         self.first_order = bool(first_order)
         self.jit_compile = jit_compile
+        self.rematerialize = bool(rematerialize)
+        self._unrolled_step = (
+            rematerialized(self._call_inner_step)
+            if self.rematerialize
+            else self._call_inner_step
+        )
         network = supernet.network
         self._network_trainable = _positions(
             network.trainable_variables, supernet.trainable_variables
@@ -255,15 +267,14 @@ class MetaStep:
         updates = num_steps - int(self.objective == "train_last")
         trainable, velocities = state.trainable, state.velocities
         for step in range(updates):
-            trainable, velocities = self.inner_step(
-                trainable,
-                state.non_trainable,
-                velocities,
-                alpha,
-                beta,
-                train_x[step],
-                train_y[step],
-                learning_rate,
+            trainable, velocities = self._unrolled_step(
+                (trainable, velocities, alpha, beta),
+                (
+                    state.non_trainable,
+                    train_x[step],
+                    train_y[step],
+                    learning_rate,
+                ),
             )
         if self.objective == "train_last":
             return self._train_objective(
@@ -276,6 +287,21 @@ class MetaStep:
             )
         return self._valid_objective(
             trainable, state.non_trainable, valid_x, valid_y
+        )
+
+    def _call_inner_step(self, differentiable, constants):
+        """`inner_step` on (weights, velocities, alpha, beta) and the rest."""
+        trainable, velocities, alpha, beta = differentiable
+        non_trainable, x, y, learning_rate = constants
+        return self.inner_step(
+            trainable,
+            non_trainable,
+            velocities,
+            alpha,
+            beta,
+            x,
+            y,
+            learning_rate,
         )
 
     def _train_loss(self, trainable, non_trainable, alpha, beta, x, y):

@@ -71,6 +71,10 @@ class Search:
         meta_beta_2: Adam's beta_2.
         objective: `"valid"` (default) or `"train_last"`; see `MetaStep`.
         first_order: Drop the second-order terms of the meta-gradient.
+        rematerialize: Recompute each inner step in the meta-gradient's
+            backward pass instead of keeping its tensors: the memory of one
+            inner step instead of T (see `MetaStep`); the same result, so
+            a search may resume with it switched.
         jit_compile: Compile the steps with XLA (False: plain graphs).
             XLA is meant for accelerators: on CPU, TensorFlow's graph
             runtime ran VGG-19's steps about 8 times faster than XLA and
@@ -103,6 +107,7 @@ class Search:
         meta_beta_2: float = 0.999,
         objective: str = "valid",
         first_order: bool = False,
+        rematerialize: bool = False,
         jit_compile: bool = True,
         augment: bool = False,
         seed: int = 0,
@@ -134,6 +139,7 @@ class Search:
             objective=objective,
             first_order=first_order,
             jit_compile=jit_compile,
+            rematerialize=rematerialize,
         )
         self.settings = dict(
             heads=list(self.supernet.head_names),

@@ -59,6 +59,9 @@ def default_search_config() -> config_dict.ConfigDict:
     config.meta_beta_2 = 0.999
     config.objective = "valid"  # or "train_last" (the released code).
     config.first_order = False
+    # Recompute each inner step in the meta-gradient's backward pass: the
+    # memory of one inner step instead of T (deep networks need it).
+    config.rematerialize = False
     # XLA (for GPUs/TPUs); False runs plain TensorFlow graphs, much faster
     # on CPU (bench/search_cost.py).
     config.jit = True

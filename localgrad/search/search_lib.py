@@ -86,6 +86,7 @@ def run(config, workdir: str) -> SearchResult:
         meta_beta_2=config.meta_beta_2,
         objective=config.objective,
         first_order=config.first_order,
+        rematerialize=config.rematerialize,
         jit_compile=config.jit,
         augment=config.augment and len(info.input_shape) == 3,
         seed=config.seed,
