@@ -75,8 +75,8 @@ class MetaStep:
             `tf.function` graphs (the fallback), None runs them eagerly.
         rematerialize: Keep only each inner step's inputs for the
             meta-gradient and recompute the step in its backward pass
-            (`rematerialized`): the memory of one inner step instead of T,
-            for about one more inner step's computation per step.
+            (`rematerialized`): one inner step's tensors kept instead of T
+            steps', for about one more inner step's computation per step.
 
     Raises:
         ValueError: for an unknown objective.

@@ -4,11 +4,11 @@ Under a `tf.GradientTape`, a call of a compiled step keeps every tensor
 its backward pass needs until the tape's gradient is taken. For the
 meta-gradient those are, per unrolled inner step, the supernet's
 activations and the first-order backward pass through them: T steps'
-worth of them at once, what makes deep networks run out of memory.
+worth of them at once, growing with T and the batch size.
 `rematerialized(step)` keeps only each call's inputs and outputs; the
 backward pass runs the step again under a tape of its own and
-differentiates that. Memory of one step instead of T, for about one more
-step's computation per step.
+differentiates that: one step's tensors at a time instead of T steps',
+for about one more step's computation per step.
 """
 
 import tensorflow as tf

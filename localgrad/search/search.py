@@ -72,9 +72,9 @@ class Search:
         objective: `"valid"` (default) or `"train_last"`; see `MetaStep`.
         first_order: Drop the second-order terms of the meta-gradient.
         rematerialize: Recompute each inner step in the meta-gradient's
-            backward pass instead of keeping its tensors: the memory of one
-            inner step instead of T (see `MetaStep`); the same result, so
-            a search may resume with it switched.
+            backward pass instead of keeping its tensors (one inner step's
+            at a time instead of T steps'; see `MetaStep`); the same
+            result, so a search may resume with it switched.
         jit_compile: Compile the steps with XLA (False: plain graphs).
             XLA is meant for accelerators: on CPU, TensorFlow's graph
             runtime ran VGG-19's steps about 8 times faster than XLA and

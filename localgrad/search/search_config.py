@@ -59,8 +59,8 @@ def default_search_config() -> config_dict.ConfigDict:
     config.meta_beta_2 = 0.999
     config.objective = "valid"  # or "train_last" (the released code).
     config.first_order = False
-    # Recompute each inner step in the meta-gradient's backward pass: the
-    # memory of one inner step instead of T (deep networks need it).
+    # Recompute each inner step in the meta-gradient's backward pass: keep
+    # one inner step's tensors instead of T steps'.
     config.rematerialize = False
     # XLA (for GPUs/TPUs); False runs plain TensorFlow graphs, much faster
     # on CPU (bench/search_cost.py).
