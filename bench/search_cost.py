@@ -33,8 +33,9 @@ Smoke run (seconds):
         --modes=graph,xla --output=/tmp/search_cost.json
 
 Modes: `graph` (plain `tf.function` steps without Grappler's rewrites,
-as `bin/search.py` runs them), `grappler` (the same with Grappler's
-rewrites, TensorFlow's default) and `xla` (XLA-compiled steps).
+as `--config.graph_rewrites=false` runs them), `grappler` (the same with
+Grappler's rewrites: TensorFlow's and `bin/search.py`'s default) and
+`xla` (XLA-compiled steps, without Grappler's rewrites).
 
 The candidate heads are light1..light{M} (the first M of `--head_names`),
 at the network's width (`--head_width`, default = `--width`); batch 32,

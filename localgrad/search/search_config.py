@@ -65,9 +65,9 @@ def default_search_config() -> config_dict.ConfigDict:
     # XLA (for GPUs/TPUs); False runs plain TensorFlow graphs, much faster
     # on CPU (bench/search_cost.py).
     config.jit = True
-    # Grappler's rewrites of the search's large graphs cost more than they
-    # save on CPU (localgrad/search/graph_rewrites.py).
-    config.graph_rewrites = False
+    # Grappler's rewrites (TensorFlow's default). False starts a search
+    # sooner, for a little more memory (localgrad/search/graph_rewrites.py).
+    config.graph_rewrites = True
     config.seed = 0
     # Progress: a log line, TensorBoard summaries and (by default) a
     # checkpoint every log_every meta-iterations.
