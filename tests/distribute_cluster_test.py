@@ -77,7 +77,9 @@ def test_a_worker_killed_during_fit_is_named_not_waited_for():
     assert result["error"] == "WorkerLostError"
     assert result["tasks"] == [1]
     assert result["addresses"] == [workers.addresses[1]]
-    assert result["cause"] == "UnavailableError"
+    # gRPC reports a peer killed mid-step as unavailable or, when the kill
+    # lands during a transfer, as an internal error (seen under load).
+    assert result["cause"] in ("UnavailableError", "InternalError")
     assert f"Worker task 1 at {workers.addresses[1]}" in result["message"]
     assert f"--cluster={workers.cluster} --task=1" in result["message"]
     assert statuses == [0, -signal.SIGKILL]
