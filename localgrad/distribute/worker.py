@@ -5,7 +5,6 @@
 
 import os
 import signal
-import threading
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -96,9 +95,11 @@ def serve(
     Raises:
         ValueError: as `start_worker`.
     """
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    # Blocked before the server starts its threads, which inherit the mask:
+    # the signals wait for `sigwait` below, and no handler runs (a handler
+    # that takes a lock can deadlock on one the main thread holds).
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     server = start_worker(cluster, task, threads)
     addresses = parse_cluster(cluster)
     print(
@@ -106,8 +107,7 @@ def serve(
         f"{addresses[task]} ({server.target}); pid {os.getpid()}.",
         flush=True,
     )
-    while not stop.wait(0.5):  # Wakes up for the signal handler to run.
-        pass
+    signal.sigwait(stop_signals)
     print(f"Worker task {task} stopping.", flush=True)
     # A TensorFlow server cannot be stopped, and waiting for its threads at
     # exit can block: leave at once.
