@@ -41,4 +41,5 @@ def settings_server():
 
 
 def address(sock):
+    """The `host:port` a socket from here listens on."""
     return f"127.0.0.1:{sock.getsockname()[1]}"
