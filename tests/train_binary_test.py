@@ -21,6 +21,7 @@ def _command(workdir):
         "--config=" + os.path.join(ROOT, "configs", "tiny.py"),
         f"--workdir={workdir}",
         "--config.num_blocks=2",
+        "--config.steps_per_epoch=5",
         f"--config.epochs={EPOCHS}",
     ]
 
@@ -124,7 +125,6 @@ def test_transport_flags_write_the_transport_logs(tmp_path):
         "--config.model=resnet18",
         "--config.heads=cnn1",
         "--config.epochs=1",
-        "--config.steps_per_epoch=3",
         "--config.uzawa_step=1",
         "--config.uzawa_every=2",
     ]
