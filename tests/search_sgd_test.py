@@ -30,6 +30,26 @@ def test_sgd_momentum_step_matches_a_hand_computation():
     np.testing.assert_allclose(new_w[1], [[0.5 - 0.5 * 1.005]], rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "dtypes", [["float32"], ["float64", "float32", "float64"]]
+)
+def test_every_weight_keeps_its_shape_and_dtype(dtypes):
+    rng = np.random.default_rng(0)
+    shapes = [(2, 3), (), (4,)][: len(dtypes)]
+    w, v, g = (
+        [tf.constant(rng.normal(size=s), d) for s, d in zip(shapes, dtypes)]
+        for _ in range(3)
+    )
+    new_w, new_v = sgd_momentum_step(w, v, g, 0.1, 0.9, 1e-3)
+    for k in range(len(w)):
+        assert new_w[k].dtype == dtypes[k] and new_v[k].dtype == dtypes[k]
+        want_v = 0.9 * v[k].numpy() + g[k].numpy() + 1e-3 * w[k].numpy()
+        np.testing.assert_allclose(new_v[k], want_v, rtol=1e-6)
+        np.testing.assert_allclose(
+            new_w[k], w[k].numpy() - 0.1 * want_v, rtol=1e-6
+        )
+
+
 def test_cosine_learning_rate_runs_from_initial_to_final_and_stays():
     assert cosine_learning_rate(0, 100, 0.1, 1e-3) == pytest.approx(0.1)
     mid = 1e-3 + 0.5 * (0.1 - 1e-3) * (1 + math.cos(math.pi * 0.25))

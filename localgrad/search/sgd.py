@@ -6,8 +6,16 @@ buffers mean the same thing wherever they are used. The update is the
 PyTorch convention the paper's code used:
 
     d = g + weight_decay * w;  v = momentum * v + d;  w = w - lr * v.
+
+The update runs on all weights of a dtype concatenated into one vector:
+the meta-gradient differentiates it once more, and TensorFlow builds
+each operation's gradient in Python, so three operations instead of three
+per weight tensor (ResNet-50 has 326) cut the time to the first
+meta-iteration and the meta-iteration itself by about 8 %
+(BENCHMARKS.md). The values are those of the per-tensor update.
 """
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -43,14 +51,37 @@ def sgd_momentum_step(
     Returns:
         `(new_weights, new_velocities)`.
     """
-    new_weights, new_velocities = [], []
-    for weight, velocity, gradient in zip(weights, velocities, gradients):
-        rate = ops.cast(learning_rate, weight.dtype)
-        direction = gradient + weight_decay * weight
-        velocity = momentum * velocity + direction
-        new_velocities.append(velocity)
-        new_weights.append(weight - rate * velocity)
+    weights, velocities, gradients = map(list, (weights, velocities, gradients))
+    new_weights, new_velocities = list(weights), list(velocities)
+    dtypes = [ops.dtype(w) for w in weights]
+    for dtype in dict.fromkeys(dtypes):
+        group = [i for i, d in enumerate(dtypes) if d == dtype]
+        weight, velocity, gradient = (
+            _concatenated([tensors[i] for i in group])
+            for tensors in (weights, velocities, gradients)
+        )
+        rate = ops.cast(learning_rate, dtype)
+        velocity = momentum * velocity + (gradient + weight_decay * weight)
+        weight = weight - rate * velocity
+        shapes = [weights[i].shape for i in group]
+        for i, w, v in zip(
+            group, _split(weight, shapes), _split(velocity, shapes)
+        ):
+            new_weights[i], new_velocities[i] = w, v
     return new_weights, new_velocities
+
+
+def _concatenated(tensors):
+    """The tensors flattened, one after the other, into one vector."""
+    return ops.concatenate([ops.reshape(t, (-1,)) for t in tensors], axis=0)
+
+
+def _split(flat, shapes):
+    """The inverse of `_concatenated`: tensors of `shapes` from a vector."""
+    sizes = [math.prod(shape) for shape in shapes]
+    ends = list(itertools.accumulate(sizes))[:-1]
+    parts = ops.split(flat, ends) if ends else [flat]
+    return [ops.reshape(part, shape) for part, shape in zip(parts, shapes)]
 
 
 def cosine_learning_rate(
