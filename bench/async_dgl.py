@@ -23,6 +23,9 @@ text table (mean ± std over seeds) and a plot. Needs the asynchronous
 schedule with `block_epochs=--epochs` (every block trains that many of
 its own epochs; `fit` runs `schedule.total_epochs(6)` epochs at most and
 stops when all blocks are done); `--grid=sync` runs only the baseline.
+Parts of the grid may run at once, each with its own `--output` (e.g.
+`--grid=async --buffer_sizes=1`); `--merge=part.json,...` then adds their
+runs to `--output`, after checking they had the same budget flags.
 
 Run (Fashion-MNIST from `apt-get install -y dataset-fashion-mnist`; an
 idle machine: 39 runs of 50 epochs):
@@ -77,6 +80,13 @@ flags.DEFINE_integer(
     "Use only the first n training examples (0: all), for smoke runs.",
 )
 flags.DEFINE_string("output", "bench/results/async_dgl.json", "JSON file.")
+flags.DEFINE_list(
+    "merge",
+    [],
+    "JSON files of the same grid and budget (e.g. parts run in parallel, "
+    "each with its own --output and --buffer_sizes) whose runs to add to "
+    "--output first.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -238,9 +248,13 @@ def main(argv):
     data = (train_data, localgrad.data.load_arrays("fashion_mnist", "test"))
     results = {}
     if os.path.exists(FLAGS.output):
-        with open(FLAGS.output) as file:
-            results = json.load(file)["results"]
+        results = _results_of_this_budget(FLAGS.output)
+    for path in FLAGS.merge:
+        for run, seeds in _results_of_this_budget(path).items():
+            for seed, accuracy in seeds.items():
+                results.setdefault(run, {}).setdefault(seed, accuracy)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+    _save(results)
     for run, setting in schedules().items():
         for seed in FLAGS.seeds:
             if seed in results.get(run, {}):
@@ -248,18 +262,68 @@ def main(argv):
             accuracy = train(make_schedule(setting, int(seed)), int(seed), data)
             results.setdefault(run, {})[seed] = accuracy
             print(f"{run} seed {seed}: {accuracy:.2f} %", flush=True)
-            with open(FLAGS.output, "w") as file:
-                json.dump(
-                    {"flags": FLAGS.flags_into_string(), "results": results},
-                    file,
-                    indent=2,
-                )
+            _save(results)
     text = table(results)
     print(text)
     stem = os.path.splitext(FLAGS.output)[0]
     with open(stem + ".txt", "w") as file:
         file.write(text + "\n")
     plot(results, stem + ".png")
+
+
+# The flags that make two runs comparable.
+BUDGET_FLAGS = (
+    "model",
+    "width",
+    "epochs",
+    "lr_drop_every",
+    "batch_size",
+    "train_examples",
+    "sampling",
+    "max_reuse",
+    "slowed_block",
+)
+
+
+def _budget(flags_text):
+    """`{flag: value}` of the BUDGET_FLAGS in a `flags_into_string()`."""
+    values = dict(
+        line[2:].split("=", 1)
+        for line in flags_text.splitlines()
+        if line.startswith("--") and "=" in line
+    )
+    return {name: values.get(name) for name in BUDGET_FLAGS}
+
+
+def _results_of_this_budget(path):
+    """The results in `path`, after checking they share this budget."""
+    with open(path) as file:
+        saved = json.load(file)
+    theirs, ours = _budget(saved["flags"]), _budget(FLAGS.flags_into_string())
+    differ = [
+        f"--{k}={theirs[k]} (here {ours[k]})"
+        for k in ours
+        if theirs[k] != ours[k]
+    ]
+    if differ:
+        raise app.UsageError(
+            f"{path} was run with {', '.join(differ)}: its runs are not "
+            "comparable with these; use the same budget flags or another "
+            "--output."
+        )
+    return saved["results"]
+
+
+def _save(results):
+    """Writes --output atomically: a killed run never leaves half a file."""
+    partial = FLAGS.output + ".partial"
+    with open(partial, "w") as file:
+        json.dump(
+            {"flags": FLAGS.flags_into_string(), "results": results},
+            file,
+            indent=2,
+        )
+    os.replace(partial, FLAGS.output)
 
 
 if __name__ == "__main__":
