@@ -184,3 +184,4 @@ def test_first_calls_of_the_compiled_steps_are_announced_and_timed(
         assert len(before) == 1 and len(after) == 1, what
         assert messages.index(before[0]) < messages.index(after[0])
     assert "no XLA" in " ".join(messages)
+    assert "backward pass (second order)" in " ".join(messages)

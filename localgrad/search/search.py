@@ -364,6 +364,7 @@ class Search:
         if kind in self._prepared:
             return function(*args)
         xla = "XLA" if self.steps.jit_compile else "no XLA"
+        order = "first" if self.steps.first_order else "second"
         what, how = {
             "relaxed step": (
                 "the relaxed step",
@@ -371,7 +372,7 @@ class Search:
             ),
             "meta-iteration": (
                 "the first meta-iteration",
-                "tracing the inner step's backward pass (second order) "
+                f"tracing the inner step's backward pass ({order} order) "
                 f"and the objective once, whatever T; {xla}",
             ),
         }[kind]
