@@ -89,6 +89,19 @@ flags.DEFINE_list(
 )
 FLAGS = flags.FLAGS
 
+# The flags that make two runs comparable.
+BUDGET_FLAGS = (
+    "model",
+    "width",
+    "epochs",
+    "lr_drop_every",
+    "batch_size",
+    "train_examples",
+    "sampling",
+    "max_reuse",
+    "slowed_block",
+)
+
 
 def build_network(seed):
     """The network of the runs, with `NUM_BLOCKS` or more units."""
@@ -269,20 +282,6 @@ def main(argv):
     with open(stem + ".txt", "w") as file:
         file.write(text + "\n")
     plot(results, stem + ".png")
-
-
-# The flags that make two runs comparable.
-BUDGET_FLAGS = (
-    "model",
-    "width",
-    "epochs",
-    "lr_drop_every",
-    "batch_size",
-    "train_examples",
-    "sampling",
-    "max_reuse",
-    "slowed_block",
-)
 
 
 def _budget(flags_text):
