@@ -27,8 +27,12 @@ Figures per configuration: `epoch_seconds[k]`, the median wall time of one
 of block k's own epochs (the first epoch, which traces, left out: under
 async, the times between block k's step count crossing multiples of
 `--epoch_steps`; pipelined, Keras' epoch times, fill and drain included),
-`step_seconds[k]` = `epoch_seconds[k] / epoch_steps`, and `run_seconds`,
-the wall time of `fit` until every block is done. `async_2w` rows add
+`step_seconds[k]` = `epoch_seconds[k] / epoch_steps`, `run_seconds`,
+the wall time of `fit` until every block is done, and where the start-up
+goes: `first_epoch_seconds[k]`, the wall time from the start of `fit` to
+the end of block k's first epoch (tracing included), and, under async,
+`first_step_seconds[k]`, from the start of `fit` to the end of block k's
+first step. `async_2w` rows add
 `epoch_ratio_vs_pipelined[k]` (async / pipelined epoch seconds of block k,
 < 1: faster) and `run_ratio_vs_pipelined`, and the executor's counts
 (`block_steps`, `forward_steps`: block 0's steps past its epochs that keep
@@ -173,7 +177,11 @@ def _pipelined_figures(model, x, y):
     schedule = localgrad.callbacks.GreedySchedule("pipelined")
     run_seconds = _fit(model, x, y, FLAGS.epochs, [schedule, clock])
     epoch = statistics.median(seconds[1:])
-    return {"epoch_seconds": [epoch, epoch], "run_seconds": run_seconds}
+    return {
+        "epoch_seconds": [epoch, epoch],
+        "first_epoch_seconds": [seconds[0], seconds[0]],
+        "run_seconds": run_seconds,
+    }
 
 
 def _async_figures(model, x, y):
@@ -194,6 +202,8 @@ def _async_figures(model, x, y):
         "epoch_seconds": [
             statistics.median(epochs[1:]) for epochs in clock.epoch_seconds
         ],
+        "first_epoch_seconds": [epochs[0] for epochs in clock.epoch_seconds],
+        "first_step_seconds": clock.first_step_seconds,
         "run_seconds": run_seconds,
         "block_steps": executor.block_steps,
         "forward_steps": executor.forward_steps,
@@ -202,7 +212,7 @@ def _async_figures(model, x, y):
 
 
 class _EpochCrossings:
-    """When each asynchronous block ends each of its own epochs.
+    """When each asynchronous block ends its first step and its epochs.
 
     A thread looks at the executor's per-block step counts every
     `POLL_SECONDS` from the start of `fit` to its end.
@@ -212,6 +222,7 @@ class _EpochCrossings:
         self.schedule = schedule
         self.steps_per_epoch = steps_per_epoch
         self.epoch_seconds = None
+        self.first_step_seconds = None
         self._done = threading.Event()
         self._thread = None
 
@@ -235,12 +246,16 @@ class _EpochCrossings:
         executor = self.schedule.async_run.executor
         started = time.perf_counter()
         ends = [[started] for _ in executor.block_steps]
+        first_steps = [None for _ in executor.block_steps]
         while not self._done.is_set():
             now = time.perf_counter()
             for block, steps in enumerate(list(executor.block_steps)):
+                if steps and first_steps[block] is None:
+                    first_steps[block] = now - started
                 while steps >= len(ends[block]) * self.steps_per_epoch:
                     ends[block].append(now)
             time.sleep(POLL_SECONDS)
+        self.first_step_seconds = first_steps
         self.epoch_seconds = [
             [b - a for a, b in zip(times, times[1:])] for times in ends
         ]
