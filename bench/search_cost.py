@@ -34,8 +34,9 @@ Smoke run (seconds):
 
 Modes: `graph` (plain `tf.function` steps without Grappler's rewrites,
 as `--config.graph_rewrites=false` runs them), `grappler` (the same with
-Grappler's rewrites: TensorFlow's and `bin/search.py`'s default) and
-`xla` (XLA-compiled steps, without Grappler's rewrites).
+Grappler's rewrites: TensorFlow's and `bin/search.py`'s default), `xla`
+(XLA-compiled steps, without Grappler's rewrites) and `eager` (nothing
+traced: every operation runs as it comes).
 
 The candidate heads are light1..light{M} (the first M of `--head_names`),
 at the network's width (`--head_width`, default = `--width`); batch 32,
@@ -63,11 +64,14 @@ flags.DEFINE_list(
 )
 flags.DEFINE_list("candidates", ["1", "4"], "Numbers of candidate heads M.")
 flags.DEFINE_list("inner_steps", ["2", "5"], "Unrolled steps T.")
-flags.DEFINE_list("modes", ["graph"], "graph, grappler and/or xla.")
+# MetaStep's jit_compile in each mode.
+JIT_COMPILE = {"graph": False, "grappler": False, "xla": True, "eager": None}
+flags.DEFINE_list("modes", ["graph"], "graph, grappler, xla and/or eager.")
 flags.register_validator(
     "modes",
-    lambda modes: set(modes) <= {"graph", "grappler", "xla"},
-    "--modes takes graph, grappler and/or xla, e.g. --modes=graph,grappler.",
+    lambda modes: set(modes) <= set(JIT_COMPILE),
+    "--modes takes graph, grappler, xla and/or eager, e.g. "
+    "--modes=graph,grappler.",
 )
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_integer("input_size", 32, "Side of the square input.")
@@ -76,6 +80,9 @@ flags.DEFINE_integer("repeats", 3, "Steady-state calls timed (median).")
 flags.DEFINE_bool("first_order", False, "Time the first-order variant.")
 flags.DEFINE_bool(
     "rematerialize", False, "Recompute the inner steps (MetaStep's option)."
+)
+flags.DEFINE_bool(
+    "fused_batch_norm", True, "BatchNormalization's fused kernel (MetaStep)."
 )
 flags.DEFINE_string("output", "", "Where to write the JSON results.")
 flags.DEFINE_string("one", "", "Internal: model,M,T,mode of one point.")
@@ -101,9 +108,10 @@ def measure(model, num_candidates, inner_steps, mode):
     supernet = RelaxedSupernet(network, heads, head_width)
     steps = MetaStep(
         supernet,
-        jit_compile=mode == "xla",
+        jit_compile=JIT_COMPILE[mode],
         first_order=FLAGS.first_order,
         rematerialize=FLAGS.rematerialize,
+        fused_batch_norm=FLAGS.fused_batch_norm,
     )
     rows = network.num_units - 1
     alpha = keras.Variable(np.zeros((rows, 2)), dtype="float32")
@@ -246,6 +254,7 @@ def main(argv):
             repeats=FLAGS.repeats,
             first_order=FLAGS.first_order,
             rematerialize=FLAGS.rematerialize,
+            fused_batch_norm=FLAGS.fused_batch_norm,
             cpu_count=os.cpu_count(),
         ),
         results=results,

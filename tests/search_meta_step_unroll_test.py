@@ -15,7 +15,11 @@ import tensorflow as tf
 from keras import ops
 from search_meta_step_test import _problem
 
-from localgrad.search import MetaStep, smoothed_cross_entropy
+from localgrad.search import (
+    MetaStep,
+    fused_batch_norm,
+    smoothed_cross_entropy,
+)
 from localgrad.search.exact_moments import exact_batch_moments
 from localgrad.search.gates import relaxed_loss, tape_detach
 from localgrad.search.sgd import sgd_momentum_step
@@ -112,3 +116,50 @@ def test_rematerialized_steps_give_the_same_meta_gradient():
     assert np.abs(kept[1]).max() > 1e-4  # Not vacuous.
     for mine, reference in zip(recomputed, kept):
         np.testing.assert_allclose(mine, reference, rtol=1e-12, atol=1e-15)
+
+
+def _as_float64(structure):
+    def cast(value):
+        value = tf.convert_to_tensor(value)
+        return tf.cast(value, tf.float64) if value.dtype.is_floating else value
+
+    return tf.nest.map_structure(cast, structure)
+
+
+def test_fused_batch_norm_is_as_close_to_float64_as_keras_batch_norm(
+    monkeypatch,
+):
+    # The fused kernel runs in float32 only: both float32 meta-gradients
+    # are compared with Keras' BatchNormalization in float64, from the
+    # same (float32) starting point.
+    supernet, state, alpha, beta, data = _problem("float32", 2)
+    supernet64 = _problem("float64", 2)[0]
+    exact = MetaStep(
+        supernet64, jit_compile=None, fused_batch_norm=False
+    ).meta_gradient(*_as_float64((state, alpha, beta)), **_as_float64(data))
+    fused_layers, kernel_call = [], fused_batch_norm.fused_call
+
+    def fused_call(layer, inputs):
+        fused_layers.append(layer)
+        return kernel_call(layer, inputs)
+
+    monkeypatch.setattr(fused_batch_norm, "fused_call", fused_call)
+    errors = {}
+    for fused in (False, True):
+        steps = MetaStep(supernet, jit_compile=None, fused_batch_norm=fused)
+        got = steps.meta_gradient(state, alpha, beta, **data)
+        errors[fused] = [
+            np.max(np.abs(np.float64(mine) - reference))
+            for mine, reference in zip(got, exact)
+        ]
+    # Every BatchNormalization of the supernet went through the kernel.
+    batch_norms = [
+        v for v in supernet.non_trainable_variables if v.name == "moving_mean"
+    ]
+    assert len(batch_norms) == 9  # 3 units', 3 in each of 2 light1 heads.
+    assert len({id(layer) for layer in fused_layers}) == len(batch_norms)
+    assert np.abs(exact[1]).max() > 1e-4  # Not vacuous.
+    for fused, keras_error, reference in zip(
+        errors[True], errors[False], exact
+    ):
+        assert fused <= 3 * keras_error + 1e-6 * np.abs(reference).max()

@@ -75,6 +75,8 @@ class Search:
             backward pass instead of keeping its tensors (one inner step's
             at a time instead of T steps'; see `MetaStep`); the same
             result, so a search may resume with it switched.
+        fused_batch_norm: Train BatchNormalization through TensorFlow's
+            fused kernel in the steps (see `MetaStep`); the same result.
         jit_compile: Compile the steps with XLA (False: plain graphs).
             XLA is meant for accelerators: on CPU, TensorFlow's graph
             runtime ran VGG-19's steps about 8 times faster than XLA and
@@ -108,6 +110,7 @@ class Search:
         objective: str = "valid",
         first_order: bool = False,
         rematerialize: bool = False,
+        fused_batch_norm: bool = True,
         jit_compile: bool = True,
         augment: bool = False,
         seed: int = 0,
@@ -140,6 +143,7 @@ class Search:
             first_order=first_order,
             jit_compile=jit_compile,
             rematerialize=rematerialize,
+            fused_batch_norm=fused_batch_norm,
         )
         self.settings = dict(
             heads=list(self.supernet.head_names),

@@ -87,6 +87,7 @@ def run(config, workdir: str) -> SearchResult:
         objective=config.objective,
         first_order=config.first_order,
         rematerialize=config.rematerialize,
+        fused_batch_norm=config.fused_batch_norm,
         jit_compile=config.jit,
         augment=config.augment and len(info.input_shape) == 3,
         seed=config.seed,
