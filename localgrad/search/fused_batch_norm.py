@@ -26,7 +26,16 @@ import tensorflow as tf
 
 
 def fits_fused_kernel(layer, inputs, training, mask) -> bool:
-    """Whether this BatchNormalization call can run the fused kernel."""
+    """Whether this BatchNormalization call can run the fused kernel.
+
+    Example:
+
+    ```python
+    layer = keras.layers.BatchNormalization()
+    fits_fused_kernel(layer, tf.zeros((8, 4, 4, 3)), True, None)  # True
+    fits_fused_kernel(layer, tf.zeros((8, 4, 4, 3)), False, None)  # False
+    ```
+    """
     if not training or not isinstance(inputs, tf.Tensor):
         return False
     rank = inputs.shape.rank
@@ -49,6 +58,13 @@ def fused_call(layer, inputs):
 
     Normalizes with the batch's moments and updates the moving statistics
     as Keras does (with the biased batch variance).
+
+    Example:
+
+    ```python
+    if fits_fused_kernel(layer, x, True, None):
+        y = fused_call(layer, x)  # Keras' layer(x, training=True), fused
+    ```
     """
     channels = inputs.shape[-1]
     # The kernel takes (batch, height, width, channels); any channels-last
