@@ -226,7 +226,14 @@ class MetaStep:
         The relaxed step without its loss and new BatchNorm statistics:
         under the outer tape, TensorFlow differentiates every output of a
         compiled call, and those two would cost a backward pass of zeros.
+        Likewise it differentiates with respect to every input, so the
+        inputs that are data to the meta-gradient are cut from the graph
+        here (the images' gradient alone is a second-order pass down to
+        the first layer's full-size maps).
         """
+        non_trainable = [ops.stop_gradient(v) for v in non_trainable]
+        x, y = ops.stop_gradient(x), ops.stop_gradient(y)
+        learning_rate = ops.stop_gradient(learning_rate)
         _, gradients, _ = self._loss_and_gradients(
             trainable, non_trainable, self._probs(alpha, beta), x, y
         )
