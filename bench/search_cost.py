@@ -19,11 +19,12 @@ time is closer to what an idle machine's wall time would be. The load
 average is recorded at the start and end of each point: wall times taken
 under load are slower than the machine's.
 
-Full figures (issue 13; on an idle 2-core machine about an hour, the
-ResNet-50 four-candidate points about 2 GB each):
+Full figures (issue 13; on an idle 2-core machine about half an hour,
+the ResNet-50 four-candidate points peaking at 11 and 18 GB; add
+`graph` to `--modes` to compare without Grappler's rewrites):
 
     python bench/search_cost.py --models=vgg19,resnet50 --width=0.25 \
-        --candidates=1,4 --inner_steps=2,5 --modes=graph,grappler \
+        --candidates=1,4 --inner_steps=2,5 --modes=grappler \
         --output=bench/results/search_cost.json
 
 Smoke run (seconds):
