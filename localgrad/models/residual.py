@@ -14,7 +14,7 @@ The first unit of a ResNet also holds the network's stem (a `ResNetStem`):
 
 import keras
 
-from localgrad.models.units import batch_norm, build_chain
+from localgrad.models.units import ChainedUnit, batch_norm, build_chain
 
 STEM_KINDS = ("cifar", "imagenet")
 
@@ -38,7 +38,7 @@ def _subsampled_sides(shape, strides):
 
 
 @keras.saving.register_keras_serializable(package="localgrad")
-class ResNetStem(keras.layers.Layer):
+class ResNetStem(ChainedUnit):
     """The layers a ResNet applies before its first residual block.
 
     `"cifar"` (small inputs): 3×3 convolution with stride 1, batch
@@ -82,15 +82,6 @@ class ResNetStem(keras.layers.Layer):
     def _chain(self):
         pool = [self.max_pool] if self.max_pool is not None else []
         return [self.conv, self.bn] + pool
-
-    def build(self, input_shape):
-        build_chain(self._chain(), input_shape)
-
-    def compute_output_shape(self, input_shape):
-        shape = input_shape
-        for layer in self._chain():
-            shape = layer.compute_output_shape(shape)
-        return tuple(shape)
 
     def call(self, inputs, training=None):
         features = self.bn(self.conv(inputs), training=training)

@@ -30,8 +30,46 @@ def build_chain(layers, input_shape):
     return shape
 
 
+class ChainedUnit(keras.layers.Layer):
+    """A unit whose layers run one after the other, as `_chain()` lists them.
+
+    Subclasses list their layers in order in `_chain()` and write `call`
+    (where the ReLU and the `training` flag go); this base builds the
+    layers and computes the output shape from that list.
+
+    Example:
+
+    ```python
+    class DenseReLU(ChainedUnit):
+        def __init__(self, features, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(features)
+
+        def _chain(self):
+            return [self.dense]
+
+        def call(self, inputs):
+            return keras.ops.relu(self.dense(inputs))
+    ```
+    """
+
+    def _chain(self):
+        raise NotImplementedError(
+            f"{type(self).__name__} must list its layers in _chain()."
+        )
+
+    def build(self, input_shape):
+        build_chain(self._chain(), input_shape)
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self._chain():
+            shape = tuple(layer.compute_output_shape(shape))
+        return shape
+
+
 @keras.saving.register_keras_serializable(package="localgrad")
-class ConvBNReLU(keras.layers.Layer):
+class ConvBNReLU(ChainedUnit):
     """An optional max-pool, then convolution, batch normalization and ReLU.
 
     The pool opens the unit, as in the VGG of SEDONA's and DGL's code: the
@@ -90,15 +128,6 @@ class ConvBNReLU(keras.layers.Layer):
         pool = [self.max_pool] if self.pool_first else []
         return pool + [self.conv, self.bn]
 
-    def build(self, input_shape):
-        build_chain(self._chain(), input_shape)
-
-    def compute_output_shape(self, input_shape):
-        shape = input_shape
-        for layer in self._chain():
-            shape = layer.compute_output_shape(shape)
-        return tuple(shape)
-
     def call(self, inputs, training=None):
         features = inputs
         if self.max_pool is not None:
@@ -118,7 +147,7 @@ class ConvBNReLU(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="localgrad")
-class DenseBNReLU(keras.layers.Layer):
+class DenseBNReLU(ChainedUnit):
     """Optional flatten, then Dense, batch normalization and ReLU.
 
     The Dense layer has no bias (the batch normalization supplies it).
@@ -152,15 +181,6 @@ class DenseBNReLU(keras.layers.Layer):
     def _chain(self):
         head = [self.flatten_layer] if self.flatten else []
         return head + [self.dense, self.bn]
-
-    def build(self, input_shape):
-        build_chain(self._chain(), input_shape)
-
-    def compute_output_shape(self, input_shape):
-        shape = input_shape
-        for layer in self._chain():
-            shape = layer.compute_output_shape(shape)
-        return tuple(shape)
 
     def call(self, inputs, training=None):
         features = inputs
