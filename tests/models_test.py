@@ -149,6 +149,37 @@ def test_vgg_unit_with_a_pool_pools_then_convolves():
     np.testing.assert_allclose(out[0], want, rtol=1e-5, atol=1e-6)
 
 
+class _DenseThenReLU(models.ChainedUnit):
+    def __init__(self, features, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(features)
+
+    def _chain(self):
+        return [self.dense]
+
+    def call(self, inputs):
+        return keras.ops.relu(self.dense(inputs))
+
+
+def test_a_chained_unit_builds_and_shapes_from_its_chain():
+    unit = _DenseThenReLU(3)
+    assert unit.compute_output_shape((None, 5)) == (None, 3)
+    unit.build((None, 5))
+    assert unit.dense.built and unit.dense.kernel.shape == (5, 3)
+    stem = models.ResNetStem(4, kind="imagenet")
+    assert stem.compute_output_shape((2, 32, 32, 3)) == (2, 8, 8, 4)
+    assert stem(tf.zeros((2, 32, 32, 3))).shape == (2, 8, 8, 4)
+
+
+def test_a_chained_unit_without_a_chain_names_itself():
+    class Forgetful(models.ChainedUnit):
+        def call(self, inputs):
+            return inputs
+
+    with pytest.raises(NotImplementedError, match="Forgetful must list"):
+        Forgetful().build((None, 5))
+
+
 @pytest.mark.parametrize("width", [0.25, 0.5, 0.001])
 def test_width_scales_every_count(width):
     mlp = models.build("mlp", (8, 8, 1), 3, width=width)

@@ -8,12 +8,13 @@ from localgrad.models.residual import (
     ResidualUnit,
     ResNetStem,
 )
-from localgrad.models.units import ConvBNReLU, DenseBNReLU
+from localgrad.models.units import ChainedUnit, ConvBNReLU, DenseBNReLU
 
 __all__ = [
     "MODEL_NAMES",
     "BasicBlock",
     "BottleneckBlock",
+    "ChainedUnit",
     "ConvBNReLU",
     "DenseBNReLU",
     "ResNetStem",
