@@ -84,7 +84,8 @@ def _run_binary(variant, fields, workdir):
     ]
     command += [f"--config.{key}={value}" for key, value in fields.items()]
     command += [f"--config.{override}" for override in FLAGS.overrides]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    # The binary's epoch lines go to stderr: progress, apart from the table.
+    subprocess.run(command, check=True, stdout=sys.stderr)
 
 
 def main(argv):

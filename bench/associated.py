@@ -87,7 +87,8 @@ def train(network, method, seed):
             f"--config.seed={seed}",
         ]
         command += [f"--config.{override}" for override in FLAGS.overrides]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        # The binary's epoch lines go to stderr: progress, apart from results.
+        subprocess.run(command, check=True, stdout=sys.stderr)
     with open(metrics_path) as file:
         return json.load(file)
 
