@@ -27,7 +27,9 @@ K = 16 the last block beats the unregularized last block by ≥ 1 point.
 Every run is its own process (`--one`), so runs cannot share memory or
 compiled functions. Each run's result is kept in `<output_dir>/runs/`:
 started again with the same flags, the benchmark trains only the runs it
-has not finished. A run also checkpoints after every epoch
+has not finished, and `--notrain` writes the table and plots from the
+runs kept so far (the table counts each variant's seeds). A run also
+checkpoints after every epoch
 (`localgrad.callbacks.EpochCheckpoint`, in `<output_dir>/checkpoints/`,
 deleted once its result is kept), so a run that was stopped resumes from
 its last finished epoch; its remaining epochs then shuffle the data anew,
@@ -75,6 +77,12 @@ flags.DEFINE_integer("laps", 2, "Laps of the multilap schedule.")
 flags.DEFINE_integer("batch_size", 128, "Training batch size.")
 flags.DEFINE_float("learning_rate", 0.1, "Peak learning rate.")
 flags.DEFINE_string("output_dir", "/tmp/localgrad_bench_transport", "Out.")
+flags.DEFINE_bool(
+    "train",
+    True,
+    "Train the runs not kept yet; with --notrain, only summarize the kept "
+    "ones (a grid still running, or one cut short).",
+)
 flags.DEFINE_string("one", "", "Internal: one run's JSON spec.")
 flags.DEFINE_string("checkpoints", "", "Internal: one run's checkpoints.")
 FLAGS = flags.FLAGS
@@ -173,6 +181,22 @@ def train_one(spec):
     return [float(logs[f"block_{k}_accuracy"]) for k in range(num_blocks)]
 
 
+def kept_accuracies(spec, name):
+    """The kept result of a run with this spec and these training flags.
+
+    None when there is none (or it was trained with other ones).
+    """
+    path = os.path.join(FLAGS.output_dir, "runs", f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as file:
+        kept = json.load(file)
+    flag_values = {flag: getattr(FLAGS, flag) for flag in TRAINING_FLAGS}
+    if kept["spec"] != spec or kept["flags"] != flag_values:
+        return None
+    return kept["accuracies"]
+
+
 def run_in_process(spec, name):
     """Runs `train_one(spec)` in a fresh process; returns its result.
 
@@ -184,13 +208,11 @@ def run_in_process(spec, name):
     checkpoints go to a directory named by the spec and flags, so that a
     run with other ones never resumes from them.
     """
+    kept = kept_accuracies(spec, name)
+    if kept is not None:
+        return kept
     flag_values = {flag: getattr(FLAGS, flag) for flag in TRAINING_FLAGS}
     path = os.path.join(FLAGS.output_dir, "runs", f"{name}.json")
-    if os.path.exists(path):
-        with open(path) as file:
-            kept = json.load(file)
-        if kept["spec"] == spec and kept["flags"] == flag_values:
-            return kept["accuracies"]
     identity = json.dumps([spec, flag_values], sort_keys=True).encode()
     checkpoints = os.path.join(
         FLAGS.output_dir,
@@ -277,25 +299,33 @@ def main(argv):
         for schedule in FLAGS.schedules:
             for transport in FLAGS.transports:
                 name = f"{schedule}, {transport}"
-                accuracies = [
-                    run_in_process(
-                        {
-                            "model": model_name,
-                            "num_blocks": int(num_blocks),
-                            "schedule": schedule,
-                            "transport": TRANSPORTS[transport],
-                            "seed": int(seed),
-                        },
+                by_seed = {}
+                for seed in map(int, FLAGS.seeds):
+                    spec = {
+                        "model": model_name,
+                        "num_blocks": int(num_blocks),
+                        "schedule": schedule,
+                        "transport": TRANSPORTS[transport],
+                        "seed": seed,
+                    }
+                    run_name = (
                         f"{model_name}-k{num_blocks}-{schedule}-{transport}"
-                        f"-seed{seed}",
+                        f"-seed{seed}"
                     )
-                    for seed in FLAGS.seeds
-                ]
+                    fetch = run_in_process if FLAGS.train else kept_accuracies
+                    accuracies = fetch(spec, run_name)
+                    if accuracies is not None:
+                        by_seed[seed] = accuracies
+                if not by_seed:
+                    continue
                 results[name] = dict(
-                    summarize(accuracies), accuracies=accuracies
+                    summarize(list(by_seed.values())),
+                    seeds=list(by_seed),
+                    accuracies=list(by_seed.values()),
                 )
                 line = (
                     f"| {model_name} | {num_blocks} | {name} | "
+                    f"{len(by_seed)} | "
                     f"{results[name]['best_mean']:.2f} ± "
                     f"{results[name]['best_std']:.2f} | "
                     f"{results[name]['last_mean']:.2f} ± "
@@ -304,6 +334,8 @@ def main(argv):
                 table.append(line)
                 print(line, flush=True)
         everything[run] = results
+        if not results:
+            continue
         plot(
             results,
             int(num_blocks),
@@ -314,8 +346,9 @@ def main(argv):
             ),
         )
     header = [
-        "| model | K | schedule, transport | best block (%) | last block (%) |",
-        "|---|---|---|---|---|",
+        "| model | K | schedule, transport | seeds | best block (%) "
+        "| last block (%) |",
+        "|---|---|---|---:|---|---|",
     ]
     with open(os.path.join(FLAGS.output_dir, "transport.md"), "w") as file:
         file.write("\n".join(header + table) + "\n")
