@@ -269,7 +269,9 @@ def plot(results, num_blocks, title, path):
     axes = figure.add_subplot()
     for name, result in results.items():
         depths = range(1, len(result["per_block_mean"]) + 1)
-        axes.plot(depths, result["per_block_mean"], marker="o", label=name)
+        seeds = len(result["seeds"])
+        label = f"{name} ({seeds} seed{'s' if seeds > 1 else ''})"
+        axes.plot(depths, result["per_block_mean"], marker="o", label=label)
     axes.set_xticks(range(1, num_blocks + 1))
     axes.set_xlabel("Block (one residual unit each)")
     axes.set_ylabel("Test accuracy of the block's head (%)")
