@@ -181,18 +181,27 @@ def train_one(spec):
     return [float(logs[f"block_{k}_accuracy"]) for k in range(num_blocks)]
 
 
+def training_flag_values():
+    """The values of the flags a run's process trains with."""
+    return {flag: getattr(FLAGS, flag) for flag in TRAINING_FLAGS}
+
+
+def kept_path(name):
+    """Where the result of the run `name` is kept."""
+    return os.path.join(FLAGS.output_dir, "runs", f"{name}.json")
+
+
 def kept_accuracies(spec, name):
     """The kept result of a run with this spec and these training flags.
 
     None when there is none (or it was trained with other ones).
     """
-    path = os.path.join(FLAGS.output_dir, "runs", f"{name}.json")
+    path = kept_path(name)
     if not os.path.exists(path):
         return None
     with open(path) as file:
         kept = json.load(file)
-    flag_values = {flag: getattr(FLAGS, flag) for flag in TRAINING_FLAGS}
-    if kept["spec"] != spec or kept["flags"] != flag_values:
+    if kept["spec"] != spec or kept["flags"] != training_flag_values():
         return None
     return kept["accuracies"]
 
@@ -211,8 +220,8 @@ def run_in_process(spec, name):
     kept = kept_accuracies(spec, name)
     if kept is not None:
         return kept
-    flag_values = {flag: getattr(FLAGS, flag) for flag in TRAINING_FLAGS}
-    path = os.path.join(FLAGS.output_dir, "runs", f"{name}.json")
+    flag_values = training_flag_values()
+    path = kept_path(name)
     identity = json.dumps([spec, flag_values], sort_keys=True).encode()
     checkpoints = os.path.join(
         FLAGS.output_dir,
@@ -294,6 +303,7 @@ def main(argv):
         if name not in SCHEDULES:
             raise app.UsageError(f"Unknown schedule {name!r}: {SCHEDULES}")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
+    fetch = run_in_process if FLAGS.train else kept_accuracies
     everything, table = {}, []
     for run in FLAGS.runs:
         model_name, num_blocks = run.split(":")
@@ -314,7 +324,6 @@ def main(argv):
                         f"{model_name}-k{num_blocks}-{schedule}-{transport}"
                         f"-seed{seed}"
                     )
-                    fetch = run_in_process if FLAGS.train else kept_accuracies
                     accuracies = fetch(spec, run_name)
                     if accuracies is not None:
                         by_seed[seed] = accuracies
