@@ -253,11 +253,14 @@ def run_in_process(spec, name):
 
 
 def summarize(accuracies):
-    """Mean per block over seeds; the best and the last block's means."""
+    """Mean per block over seeds; the best and the last block's means.
+
+    The spreads are the seeds' standard deviations (None for one seed).
+    """
     per_block = [100 * statistics.mean(a) for a in zip(*accuracies)]
     lasts = [100 * a[-1] for a in accuracies]
     bests = [100 * max(a) for a in accuracies]
-    spread = statistics.stdev if len(accuracies) > 1 else lambda _: 0.0
+    spread = statistics.stdev if len(accuracies) > 1 else lambda _: None
     return {
         "per_block_mean": per_block,
         "last_mean": statistics.mean(lasts),
@@ -266,6 +269,11 @@ def summarize(accuracies):
         "best_std": spread(bests),
         "best_block": max(range(len(per_block)), key=per_block.__getitem__),
     }
+
+
+def mean_and_spread(mean, std):
+    """`"84.35 ± 0.21"`, or `"84.35"` when one seed gives no spread."""
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
 def plot(results, num_blocks, title, path):
@@ -334,13 +342,12 @@ def main(argv):
                     seeds=list(by_seed),
                     accuracies=list(by_seed.values()),
                 )
+                result = results[name]
+                best = mean_and_spread(result["best_mean"], result["best_std"])
+                last = mean_and_spread(result["last_mean"], result["last_std"])
                 line = (
                     f"| {model_name} | {num_blocks} | {name} | "
-                    f"{len(by_seed)} | "
-                    f"{results[name]['best_mean']:.2f} ± "
-                    f"{results[name]['best_std']:.2f} | "
-                    f"{results[name]['last_mean']:.2f} ± "
-                    f"{results[name]['last_std']:.2f} |"
+                    f"{len(by_seed)} | {best} | {last} |"
                 )
                 table.append(line)
                 print(line, flush=True)
