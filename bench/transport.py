@@ -9,7 +9,8 @@ set: ResNet-18 (K = 8) and ResNet-34 (K = 16) at width 0.25, one residual
 unit per block, `cnn1` heads, the parallel and the multi-lap schedule,
 without transport, with a fixed τ (τ = 1, halved for the first half of the
 blocks: the paper's setting for many modules) and with the adaptive Uzawa
-multiplier (step 1 every 50 steps), 3 seeds.
+multiplier (step 1 every 50 steps), 3 seeds. `--transports=tau10` (any
+`tau<value>`) adds a fixed, varying τ of another value.
 
 Training as in the paper's code: SGD with momentum 0.9, weight decay 2e-4,
 label smoothing 0.1, a cosine learning rate per block over the steps that
@@ -67,7 +68,12 @@ SCHEDULES = ("parallel", "multilap")
 
 flags.DEFINE_list("runs", ["resnet18:8", "resnet34:16"], "model:K pairs.")
 flags.DEFINE_list("schedules", list(SCHEDULES), "Schedules.")
-flags.DEFINE_list("transports", list(TRANSPORTS), "Transport variants.")
+flags.DEFINE_list(
+    "transports",
+    list(TRANSPORTS),
+    f"Transport variants: {', '.join(TRANSPORTS)}, or tau<value> for a "
+    "fixed, varying τ of that value (e.g. tau10).",
+)
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every variant.")
 flags.DEFINE_float("train_fraction", 0.1, "Share of the training set.")
 flags.DEFINE_float("width", 0.25, "Network width.")
@@ -96,6 +102,27 @@ TRAINING_FLAGS = (
     "batch_size",
     "learning_rate",
 )
+
+
+def transport_spec(name):
+    """The `Transport` arguments a variant's name stands for.
+
+    `"none"`, `"tau"` and `"uzawa"` are the issue's variants (`TRANSPORTS`);
+    `"tau<value>"` is a fixed, varying τ of that value:
+    `transport_spec("tau10")` is `{"tau": 10.0, "varying": True}`.
+    """
+    if name in TRANSPORTS:
+        return TRANSPORTS[name]
+    try:
+        tau = float(name.removeprefix("tau"))
+    except ValueError:
+        tau = math.nan
+    if not (name.startswith("tau") and tau > 0):
+        raise app.UsageError(
+            f"Unknown transport {name!r}: use one of {', '.join(TRANSPORTS)} "
+            "or tau<value> with a value > 0, e.g. tau10."
+        )
+    return {"tau": tau, "varying": True}
 
 
 def train_one(spec):
@@ -304,9 +331,7 @@ def main(argv):
     if FLAGS.one:
         print(json.dumps(train_one(json.loads(FLAGS.one))))
         return
-    for name in FLAGS.transports:
-        if name not in TRANSPORTS:
-            raise app.UsageError(f"Unknown transport {name!r}: {TRANSPORTS}")
+    transports = {name: transport_spec(name) for name in FLAGS.transports}
     for name in FLAGS.schedules:
         if name not in SCHEDULES:
             raise app.UsageError(f"Unknown schedule {name!r}: {SCHEDULES}")
@@ -325,7 +350,7 @@ def main(argv):
                         "model": model_name,
                         "num_blocks": int(num_blocks),
                         "schedule": schedule,
-                        "transport": TRANSPORTS[transport],
+                        "transport": transports[transport],
                         "seed": seed,
                     }
                     run_name = (
