@@ -18,7 +18,18 @@ The budget is the VGG-19 search's (configs/search/vgg19_cifar10.py): 40 %
 held out, warm-up with 50 snapshots, 2000 meta-iterations of T = 5, Adam
 lr 1e-2 betas (0.5, 0.999) on (alpha, beta), the 4 light heads as
 candidates after every residual unit. Deep ResNets make the T = 5 unroll
-memory-hungry: --config.first_order=True drops the second-order terms.
+memory-hungry. On a 24 GiB CPU machine (width 0.25, BENCHMARKS.md) it
+runs only with one candidate head, a batch of 32 and rematerialized steps
+(7.8 GB):
+
+    python bin/search.py --config=configs/search/resnet152_cifar10.py \
+        --config.width=0.25 --config.head_width=0.25 \
+        --config.heads="('light1',)" --config.batch_size=32 \
+        --config.rematerialize=True --config.jit=False \
+        --config.data_dir=$HOME/tensorflow_datasets --workdir=/tmp/search
+
+With the four candidates it passes 17 GB before its first meta-iteration,
+and --config.first_order=True does not rescue it either.
 """
 
 from localgrad.search.search_config import cifar10_search_config

@@ -21,8 +21,10 @@ keeping 50 snapshots; 2000 meta-iterations of T = 5 unrolled steps, Adam
 on (alpha, beta) with lr 1e-2 and betas (0.5, 0.999). The warm-up length,
 50,000 steps, is the released search code's default schedule length, not
 a figure from the paper; shorten it with --config.warmup_steps. If the
-T = 5 unroll does not fit in memory, --config.first_order=True drops the
-second-order terms (see localgrad/search/meta_step.py).
+T = 5 unroll does not fit in memory, --config.rematerialize=True keeps one
+inner step's tensors instead of T steps', and a smaller
+--config.batch_size shrinks them (BENCHMARKS.md measures what fits on a
+24 GiB CPU machine).
 """
 
 from localgrad.search.search_config import cifar10_search_config
