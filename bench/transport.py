@@ -26,7 +26,9 @@ the last block's accuracy per variant (`transport.md`, printed too). Goal
 K = 16 the last block beats the unregularized last block by ≥ 1 point.
 
 Every run is its own process (`--one`), so runs cannot share memory or
-compiled functions. Each run's result is kept in `<output_dir>/runs/`:
+compiled functions. Each run's result (every head's test accuracy, and
+the last epoch's training logs: each block's training loss, accuracy,
+transport term and multiplier) is kept in `<output_dir>/runs/`:
 started again with the same flags, the benchmark trains only the runs it
 has not finished, and `--notrain` writes the table and plots from the
 runs kept so far (the table counts each variant's seeds). A run also
@@ -126,7 +128,12 @@ def transport_spec(name):
 
 
 def train_one(spec):
-    """Trains one variant with one seed here; returns per-block accuracy."""
+    """Trains one variant with one seed here.
+
+    Returns the test accuracy of every block's head (`"accuracies"`) and
+    the training logs of the last epoch (`"last_epoch_logs"`: each block's
+    loss, accuracy, transport term and Uzawa multiplier).
+    """
     import keras
     import numpy as np
 
@@ -195,7 +202,7 @@ def train_one(spec):
             "%s: epoch %d/%d done.", spec, epoch + 1, epochs
         )
     )
-    model.fit(
+    history = model.fit(
         x,
         y,
         batch_size=FLAGS.batch_size,
@@ -205,7 +212,14 @@ def train_one(spec):
         verbose=0,
     )
     logs = model.evaluate(x_test, y_test, batch_size=500, return_dict=True)
-    return [float(logs[f"block_{k}_accuracy"]) for k in range(num_blocks)]
+    return {
+        "accuracies": [
+            float(logs[f"block_{k}_accuracy"]) for k in range(num_blocks)
+        ],
+        "last_epoch_logs": {
+            name: float(values[-1]) for name, values in history.history.items()
+        },
+    }
 
 
 def training_flag_values():
@@ -268,15 +282,13 @@ def run_in_process(spec, name):
     output = subprocess.run(
         command, check=True, stdout=subprocess.PIPE, text=True, env=env
     ).stdout
-    accuracies = json.loads(output.strip().splitlines()[-1])
+    result = json.loads(output.strip().splitlines()[-1])
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as file:
-        json.dump(
-            {"spec": spec, "flags": flag_values, "accuracies": accuracies}, file
-        )
+        json.dump(dict(result, spec=spec, flags=flag_values), file)
     os.replace(path + ".tmp", path)
     shutil.rmtree(checkpoints, ignore_errors=True)
-    return accuracies
+    return result["accuracies"]
 
 
 def summarize(accuracies):
