@@ -20,8 +20,12 @@ epochs, so with e2 = 0 each block gets the same epochs as in parallel.
 
 Figures: the test accuracy of every block's head (the last block's is the
 network's classifier) against depth, one line per variant (mean over
-seeds), in `accuracy_by_block_k<K>.png`; and a table of the best block's and
-the last block's accuracy per variant (`transport.md`, printed too). Goal
+seeds), in `accuracy_by_block_k<K>.png`; each block's training accuracy in
+the last epoch the same way, in `training_accuracy_by_block_k<K>.png` (runs
+that logged it: a block that fits its training data well but tests worse
+overfits; one that fits it worse too is held back by something else); and a
+table of the best block's and the last block's accuracy per variant
+(`transport.md`, printed too). Goal
 (issue 10): with transport accuracy no longer falls with depth, and at
 K = 16 the last block beats the unregularized last block by ≥ 1 point.
 
@@ -232,10 +236,12 @@ def kept_path(name):
     return os.path.join(FLAGS.output_dir, "runs", f"{name}.json")
 
 
-def kept_accuracies(spec, name):
+def kept_result(spec, name):
     """The kept result of a run with this spec and these training flags.
 
-    None when there is none (or it was trained with other ones).
+    A dict with `"accuracies"` (and `"last_epoch_logs"` for runs from
+    e5fedad on); None when there is none (or it was trained with other
+    flags).
     """
     path = kept_path(name)
     if not os.path.exists(path):
@@ -244,11 +250,11 @@ def kept_accuracies(spec, name):
         kept = json.load(file)
     if kept["spec"] != spec or kept["flags"] != training_flag_values():
         return None
-    return kept["accuracies"]
+    return kept
 
 
 def run_in_process(spec, name):
-    """Runs `train_one(spec)` in a fresh process; returns its result.
+    """Runs `train_one(spec)` in a fresh process; returns its kept result.
 
     The process's progress lines (one per epoch) pass through to stderr.
 
@@ -258,7 +264,7 @@ def run_in_process(spec, name):
     checkpoints go to a directory named by the spec and flags, so that a
     run with other ones never resumes from them.
     """
-    kept = kept_accuracies(spec, name)
+    kept = kept_result(spec, name)
     if kept is not None:
         return kept
     flag_values = training_flag_values()
@@ -283,12 +289,24 @@ def run_in_process(spec, name):
         command, check=True, stdout=subprocess.PIPE, text=True, env=env
     ).stdout
     result = json.loads(output.strip().splitlines()[-1])
+    kept = dict(result, spec=spec, flags=flag_values)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as file:
-        json.dump(dict(result, spec=spec, flags=flag_values), file)
+        json.dump(kept, file)
     os.replace(path + ".tmp", path)
     shutil.rmtree(checkpoints, ignore_errors=True)
-    return result["accuracies"]
+    return kept
+
+
+def training_accuracies(kept, num_blocks):
+    """Each block's training accuracy in a kept run's last epoch, or None.
+
+    (Runs kept before e5fedad have no training logs.)
+    """
+    logs = kept.get("last_epoch_logs")
+    if logs is None:
+        return None
+    return [logs[f"block_{k}_accuracy"] for k in range(num_blocks)]
 
 
 def summarize(accuracies):
@@ -315,22 +333,39 @@ def mean_and_spread(mean, std):
     return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
-def plot(results, num_blocks, title, path):
-    """Accuracy of each block's head against depth, one line per variant."""
+def plot(results, num_blocks, title, path, data="test"):
+    """Accuracy of each block's head against depth, one line per variant.
+
+    `data="test"` plots the test accuracy; `"training"` the training
+    accuracy of the last epoch, for the variants whose runs logged it.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7.0, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    for name, result in results.items():
-        depths = range(1, len(result["per_block_mean"]) + 1)
-        seeds = len(result["seeds"])
+    prefix = "" if data == "test" else "training_"
+    for index, (name, result) in enumerate(results.items()):
+        if f"{prefix}per_block_mean" not in result:
+            continue
+        per_block = result[f"{prefix}per_block_mean"]
+        seeds = len(result[f"{prefix}seeds"])
         label = f"{name} ({seeds} seed{'s' if seeds > 1 else ''})"
-        axes.plot(depths, result["per_block_mean"], marker="o", label=label)
+        axes.plot(  # A variant keeps its colour in both plots.
+            range(1, num_blocks + 1),
+            per_block,
+            marker="o",
+            color=f"C{index}",
+            label=label,
+        )
     axes.set_xticks(range(1, num_blocks + 1))
     axes.set_xlabel("Block (one residual unit each)")
-    axes.set_ylabel("Test accuracy of the block's head (%)")
+    axes.set_ylabel(
+        "Test accuracy of the block's head (%)"
+        if data == "test"
+        else "Training accuracy, last epoch (%)"
+    )
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
@@ -348,7 +383,7 @@ def main(argv):
         if name not in SCHEDULES:
             raise app.UsageError(f"Unknown schedule {name!r}: {SCHEDULES}")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    fetch = run_in_process if FLAGS.train else kept_accuracies
+    fetch = run_in_process if FLAGS.train else kept_result
     everything, table = {}, []
     for run in FLAGS.runs:
         model_name, num_blocks = run.split(":")
@@ -356,7 +391,7 @@ def main(argv):
         for schedule in FLAGS.schedules:
             for transport in FLAGS.transports:
                 name = f"{schedule}, {transport}"
-                by_seed = {}
+                by_seed, training_by_seed = {}, {}
                 for seed in map(int, FLAGS.seeds):
                     spec = {
                         "model": model_name,
@@ -369,9 +404,13 @@ def main(argv):
                         f"{model_name}-k{num_blocks}-{schedule}-{transport}"
                         f"-seed{seed}"
                     )
-                    accuracies = fetch(spec, run_name)
-                    if accuracies is not None:
-                        by_seed[seed] = accuracies
+                    kept = fetch(spec, run_name)
+                    if kept is None:
+                        continue
+                    by_seed[seed] = kept["accuracies"]
+                    training = training_accuracies(kept, int(num_blocks))
+                    if training is not None:
+                        training_by_seed[seed] = training
                 if not by_seed:
                     continue
                 results[name] = dict(
@@ -379,6 +418,14 @@ def main(argv):
                     seeds=list(by_seed),
                     accuracies=list(by_seed.values()),
                 )
+                if training_by_seed:
+                    results[name].update(
+                        training_per_block_mean=[
+                            100 * statistics.mean(a)
+                            for a in zip(*training_by_seed.values())
+                        ],
+                        training_seeds=list(training_by_seed),
+                    )
                 result = results[name]
                 best = mean_and_spread(result["best_mean"], result["best_std"])
                 last = mean_and_spread(result["last_mean"], result["last_std"])
@@ -391,15 +438,17 @@ def main(argv):
         everything[run] = results
         if not results:
             continue
-        plot(
-            results,
-            int(num_blocks),
+        title = (
             f"{model_name} (K = {num_blocks}) on "
-            f"{100 * FLAGS.train_fraction:g} % of Fashion-MNIST",
-            os.path.join(
-                FLAGS.output_dir, f"accuracy_by_block_k{num_blocks}.png"
-            ),
+            f"{100 * FLAGS.train_fraction:g} % of Fashion-MNIST"
         )
+        for data, prefix in (("test", ""), ("training", "training_")):
+            if not any(f"{prefix}seeds" in r for r in results.values()):
+                continue
+            path = os.path.join(
+                FLAGS.output_dir, f"{prefix}accuracy_by_block_k{num_blocks}.png"
+            )
+            plot(results, int(num_blocks), title, path, data)
     header = [
         "| model | K | schedule, transport | seeds | best block (%) "
         "| last block (%) |",
