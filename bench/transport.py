@@ -71,6 +71,12 @@ TRANSPORTS = {
     "uzawa": {"uzawa_step": 1.0, "uzawa_every": 50},
 }
 SCHEDULES = ("parallel", "multilap")
+# The plots: the prefix of their file and of their keys in a variant's
+# results (`per_block_mean`, `seeds`), and the accuracy they show.
+PLOTS = {
+    "": "Test accuracy of the block's head (%)",
+    "training_": "Training accuracy, last epoch (%)",
+}
 
 flags.DEFINE_list("runs", ["resnet18:8", "resnet34:16"], "model:K pairs.")
 flags.DEFINE_list("schedules", list(SCHEDULES), "Schedules.")
@@ -309,12 +315,17 @@ def training_accuracies(kept, num_blocks):
     return [logs[f"block_{k}_accuracy"] for k in range(num_blocks)]
 
 
+def per_block_mean(accuracies):
+    """Each block's accuracy (%), the mean over seeds' accuracy lists."""
+    return [100 * statistics.mean(a) for a in zip(*accuracies)]
+
+
 def summarize(accuracies):
     """Mean per block over seeds; the best and the last block's means.
 
     The spreads are the seeds' standard deviations (None for one seed).
     """
-    per_block = [100 * statistics.mean(a) for a in zip(*accuracies)]
+    per_block = per_block_mean(accuracies)
     lasts = [100 * a[-1] for a in accuracies]
     bests = [100 * max(a) for a in accuracies]
     spread = statistics.stdev if len(accuracies) > 1 else lambda _: None
@@ -333,11 +344,12 @@ def mean_and_spread(mean, std):
     return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
-def plot(results, num_blocks, title, path, data="test"):
+def plot(results, num_blocks, title, path, prefix=""):
     """Accuracy of each block's head against depth, one line per variant.
 
-    `data="test"` plots the test accuracy; `"training"` the training
-    accuracy of the last epoch, for the variants whose runs logged it.
+    `prefix` picks one of `PLOTS`: `""` the test accuracy, `"training_"`
+    the training accuracy of the last epoch, for the variants whose runs
+    logged it.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -345,7 +357,6 @@ def plot(results, num_blocks, title, path, data="test"):
     figure = Figure(figsize=(7.0, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    prefix = "" if data == "test" else "training_"
     for index, (name, result) in enumerate(results.items()):
         if f"{prefix}per_block_mean" not in result:
             continue
@@ -361,11 +372,7 @@ def plot(results, num_blocks, title, path, data="test"):
         )
     axes.set_xticks(range(1, num_blocks + 1))
     axes.set_xlabel("Block (one residual unit each)")
-    axes.set_ylabel(
-        "Test accuracy of the block's head (%)"
-        if data == "test"
-        else "Training accuracy, last epoch (%)"
-    )
+    axes.set_ylabel(PLOTS[prefix])
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
@@ -420,10 +427,9 @@ def main(argv):
                 )
                 if training_by_seed:
                     results[name].update(
-                        training_per_block_mean=[
-                            100 * statistics.mean(a)
-                            for a in zip(*training_by_seed.values())
-                        ],
+                        training_per_block_mean=per_block_mean(
+                            training_by_seed.values()
+                        ),
                         training_seeds=list(training_by_seed),
                     )
                 result = results[name]
@@ -442,13 +448,13 @@ def main(argv):
             f"{model_name} (K = {num_blocks}) on "
             f"{100 * FLAGS.train_fraction:g} % of Fashion-MNIST"
         )
-        for data, prefix in (("test", ""), ("training", "training_")):
+        for prefix in PLOTS:
             if not any(f"{prefix}seeds" in r for r in results.values()):
                 continue
             path = os.path.join(
                 FLAGS.output_dir, f"{prefix}accuracy_by_block_k{num_blocks}.png"
             )
-            plot(results, int(num_blocks), title, path, data)
+            plot(results, int(num_blocks), title, path, prefix)
     header = [
         "| model | K | schedule, transport | seeds | best block (%) "
         "| last block (%) |",
