@@ -21,7 +21,7 @@ epochs, so with e2 = 0 each block gets the same epochs as in parallel.
 Figures: the test accuracy of every block's head (the last block's is the
 network's classifier) against depth, one line per variant (mean over
 seeds), in `accuracy_by_block_k<K>.png`; each block's training accuracy in
-the last epoch the same way, in `training_accuracy_by_block_k<K>.png` (runs
+its last epoch (multi-lap: its last epoch of the last lap) the same way, in `training_accuracy_by_block_k<K>.png` (runs
 that logged it: a block that fits its training data well but tests worse
 overfits; one that fits it worse too is held back by something else); and a
 table of the best block's and the last block's accuracy per variant
@@ -31,7 +31,7 @@ K = 16 the last block beats the unregularized last block by ≥ 1 point.
 
 Every run is its own process (`--one`), so runs cannot share memory or
 compiled functions. Each run's result (every head's test accuracy, and
-the last epoch's training logs: each block's training loss, accuracy,
+each block's training logs of the last epoch it trained: loss, accuracy,
 transport term and multiplier) is kept in `<output_dir>/runs/`:
 started again with the same flags, the benchmark trains only the runs it
 has not finished, and `--notrain` writes the table and plots from the
@@ -75,7 +75,7 @@ SCHEDULES = ("parallel", "multilap")
 # results (`per_block_mean`, `seeds`), and the accuracy they show.
 PLOTS = {
     "": "Test accuracy of the block's head (%)",
-    "training_": "Training accuracy, last epoch (%)",
+    "training_": "Training accuracy, the block's last epoch (%)",
 }
 
 flags.DEFINE_list("runs", ["resnet18:8", "resnet34:16"], "model:K pairs.")
@@ -141,8 +141,9 @@ def train_one(spec):
     """Trains one variant with one seed here.
 
     Returns the test accuracy of every block's head (`"accuracies"`) and
-    the training logs of the last epoch (`"last_epoch_logs"`: each block's
-    loss, accuracy, transport term and Uzawa multiplier).
+    the training logs of each block's last epoch (`"last_epoch_logs"`:
+    each block's loss, accuracy, transport term and Uzawa multiplier; in
+    the multi-lap schedule a block's last epoch is that of the last lap).
     """
     import keras
     import numpy as np
@@ -305,9 +306,12 @@ def run_in_process(spec, name):
 
 
 def training_accuracies(kept, num_blocks):
-    """Each block's training accuracy in a kept run's last epoch, or None.
+    """Each block's training accuracy in its last epoch of a kept run.
 
-    (Runs kept before e5fedad have no training logs.)
+    In the parallel schedule that is the run's last epoch; in the
+    multi-lap one, the block's last epoch of the last lap (a block's logs
+    are those of the epochs it trained). None for runs kept before
+    e5fedad, which have no training logs.
     """
     logs = kept.get("last_epoch_logs")
     if logs is None:
@@ -348,7 +352,7 @@ def plot(results, num_blocks, title, path, prefix=""):
     """Accuracy of each block's head against depth, one line per variant.
 
     `prefix` picks one of `PLOTS`: `""` the test accuracy, `"training_"`
-    the training accuracy of the last epoch, for the variants whose runs
+    the training accuracy of each block's last epoch, for the variants whose runs
     logged it.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
