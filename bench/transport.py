@@ -21,13 +21,14 @@ epochs, so with e2 = 0 each block gets the same epochs as in parallel.
 Figures: the test accuracy of every block's head (the last block's is the
 network's classifier) against depth, one line per variant (mean over
 seeds), in `accuracy_by_block_k<K>.png`; each block's training accuracy in
-its last epoch (multi-lap: its last epoch of the last lap) the same way, in `training_accuracy_by_block_k<K>.png` (runs
-that logged it: a block that fits its training data well but tests worse
-overfits; one that fits it worse too is held back by something else); and a
-table of the best block's and the last block's accuracy per variant
-(`transport.md`, printed too). Goal
-(issue 10): with transport accuracy no longer falls with depth, and at
-K = 16 the last block beats the unregularized last block by ≥ 1 point.
+its last epoch (multi-lap: its last epoch of the last lap) the same way, in
+`training_accuracy_by_block_k<K>.png` (runs that logged it: a block that
+fits its training data well but tests worse overfits; one that fits it
+worse too is held back by something else); and a table of the best
+block's and the last block's accuracy per variant (`transport.md`,
+printed too). Goal (issue 10): with transport accuracy no longer falls
+with depth, and at K = 16 the last block beats the unregularized last
+block by ≥ 1 point.
 
 Every run is its own process (`--one`), so runs cannot share memory or
 compiled functions. Each run's result (every head's test accuracy, and
@@ -352,8 +353,8 @@ def plot(results, num_blocks, title, path, prefix=""):
     """Accuracy of each block's head against depth, one line per variant.
 
     `prefix` picks one of `PLOTS`: `""` the test accuracy, `"training_"`
-    the training accuracy of each block's last epoch, for the variants whose runs
-    logged it.
+    the training accuracy of each block's last epoch, for the variants
+    whose runs logged it.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -397,7 +398,8 @@ def main(argv):
     fetch = run_in_process if FLAGS.train else kept_result
     everything, table = {}, []
     for run in FLAGS.runs:
-        model_name, num_blocks = run.split(":")
+        model_name, blocks = run.split(":")
+        num_blocks = int(blocks)
         results = {}
         for schedule in FLAGS.schedules:
             for transport in FLAGS.transports:
@@ -406,7 +408,7 @@ def main(argv):
                 for seed in map(int, FLAGS.seeds):
                     spec = {
                         "model": model_name,
-                        "num_blocks": int(num_blocks),
+                        "num_blocks": num_blocks,
                         "schedule": schedule,
                         "transport": transports[transport],
                         "seed": seed,
@@ -419,7 +421,7 @@ def main(argv):
                     if kept is None:
                         continue
                     by_seed[seed] = kept["accuracies"]
-                    training = training_accuracies(kept, int(num_blocks))
+                    training = training_accuracies(kept, num_blocks)
                     if training is not None:
                         training_by_seed[seed] = training
                 if not by_seed:
@@ -455,10 +457,9 @@ def main(argv):
         for prefix in PLOTS:
             if not any(f"{prefix}seeds" in r for r in results.values()):
                 continue
-            path = os.path.join(
-                FLAGS.output_dir, f"{prefix}accuracy_by_block_k{num_blocks}.png"
-            )
-            plot(results, int(num_blocks), title, path, prefix)
+            file_name = f"{prefix}accuracy_by_block_k{num_blocks}.png"
+            path = os.path.join(FLAGS.output_dir, file_name)
+            plot(results, num_blocks, title, path, prefix)
     header = [
         "| model | K | schedule, transport | seeds | best block (%) "
         "| last block (%) |",
