@@ -27,10 +27,10 @@ fits its training data well but tests worse overfits; one that fits it
 worse too is held back by something else); and in `transport.md` (the first
 table printed too) a row per variant with the best and the last block's
 accuracy, the fall from the one to the other and the last block against the
-same schedule without transport, then each run's table of every block's
-mean accuracy. Goal (issue 10): with transport accuracy no longer falls
-with depth, and at K = 16 the last block beats the unregularized last block
-by ≥ 1 point.
+same schedule without transport, then each run's tables of every block's
+mean test and training accuracy. Goal (issue 10): with transport accuracy
+no longer falls with depth, and at K = 16 the last block beats the
+unregularized last block by ≥ 1 point.
 
 Every run is its own process (`--one`), so runs cannot share memory or
 compiled functions. Each run's result (every head's test accuracy, and
@@ -384,29 +384,34 @@ def summary_cells(name, results):
     return " | ".join(cells) + " |"
 
 
-def per_block_table(model_name, results):
-    """A Markdown table: each variant's test accuracy per block (%).
+def per_block_table(model_name, results, prefix=""):
+    """A Markdown table of each variant's accuracy per block (%).
 
-    The means over seeds, the best block in bold, as plotted in
-    `accuracy_by_block_k<K>.png`.
+    The means over seeds, each row's best block in bold: the data of one
+    of `PLOTS` (`prefix` as there), so variants whose runs did not log
+    it are left out.
     """
+    rows = {
+        name: (result[f"{prefix}per_block_mean"], result[f"{prefix}seeds"])
+        for name, result in results.items()
+        if f"{prefix}per_block_mean" in result
+    }
     num_blocks = len(next(iter(results.values()))["per_block_mean"])
     lines = [
-        f"{model_name}, K = {num_blocks}: test accuracy of each block's "
-        "head, mean over seeds (%)",
+        f"{model_name}, K = {num_blocks}, mean over seeds: {PLOTS[prefix]}",
         "",
         "| schedule, transport | seeds | "
         + " | ".join(str(k) for k in range(1, num_blocks + 1))
         + " |",
         "|---|---:|" + "---:|" * num_blocks,
     ]
-    for name, result in results.items():
+    for name, (per_block, seeds) in rows.items():
+        best = max(range(num_blocks), key=per_block.__getitem__)
         cells = [
-            f"**{value:.2f}**" if k == result["best_block"] else f"{value:.2f}"
-            for k, value in enumerate(result["per_block_mean"])
+            f"**{value:.2f}**" if k == best else f"{value:.2f}"
+            for k, value in enumerate(per_block)
         ]
-        seeds = len(result["seeds"])
-        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {len(seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -507,7 +512,11 @@ def main(argv):
             line = f"| {model_name} | {num_blocks} | {cells}"
             table.append(line)
             print(line, flush=True)
-        per_block_tables.append(per_block_table(model_name, results))
+        per_block_tables.extend(
+            per_block_table(model_name, results, prefix)
+            for prefix in PLOTS
+            if any(f"{prefix}seeds" in r for r in results.values())
+        )
         title = (
             f"{model_name} (K = {num_blocks}) on "
             f"{100 * FLAGS.train_fraction:g} % of Fashion-MNIST"
