@@ -361,7 +361,7 @@ def mean_and_spread(mean, std):
 
 
 def summary_cells(name, results):
-    """The table's cells of variant `name` from its `seeds` column on.
+    """The summary table's cells of variant `name`, from its name on.
 
     The last column is its last block's mean minus that of the same
     schedule without transport (the goal's ≥ 1 point), empty for the
@@ -512,18 +512,19 @@ def main(argv):
             line = f"| {model_name} | {num_blocks} | {cells}"
             table.append(line)
             print(line, flush=True)
-        per_block_tables.extend(
-            per_block_table(model_name, results, prefix)
-            for prefix in PLOTS
-            if any(f"{prefix}seeds" in r for r in results.values())
-        )
         title = (
             f"{model_name} (K = {num_blocks}) on "
             f"{100 * FLAGS.train_fraction:g} % of Fashion-MNIST"
         )
-        for prefix in PLOTS:
-            if not any(f"{prefix}seeds" in r for r in results.values()):
-                continue
+        logged = [
+            prefix
+            for prefix in PLOTS
+            if any(f"{prefix}seeds" in r for r in results.values())
+        ]
+        for prefix in logged:
+            per_block_tables.append(
+                per_block_table(model_name, results, prefix)
+            )
             file_name = f"{prefix}accuracy_by_block_k{num_blocks}.png"
             path = os.path.join(FLAGS.output_dir, file_name)
             plot(results, num_blocks, title, path, prefix)
