@@ -384,7 +384,7 @@ def summary_cells(name, results):
     return " | ".join(cells) + " |"
 
 
-def per_block_table(model_name, results, prefix=""):
+def per_block_table(model_name, num_blocks, results, prefix=""):
     """A Markdown table of each variant's accuracy per block (%).
 
     The means over seeds, each row's best block in bold: the data of one
@@ -396,7 +396,6 @@ def per_block_table(model_name, results, prefix=""):
         for name, result in results.items()
         if f"{prefix}per_block_mean" in result
     }
-    num_blocks = len(next(iter(results.values()))["per_block_mean"])
     lines = [
         f"{model_name}, K = {num_blocks}, mean over seeds: {PLOTS[prefix]}",
         "",
@@ -523,7 +522,7 @@ def main(argv):
         ]
         for prefix in logged:
             per_block_tables.append(
-                per_block_table(model_name, results, prefix)
+                per_block_table(model_name, num_blocks, results, prefix)
             )
             file_name = f"{prefix}accuracy_by_block_k{num_blocks}.png"
             path = os.path.join(FLAGS.output_dir, file_name)
