@@ -24,12 +24,17 @@ classifier): parameters, bytes on disk, and the median latency of a call
 at batch 1 and 128, the forms timed in turns (one call each, rotating the
 order) so that load from other processes falls on all of them alike.
 
-Run (several hours on 2 CPU cores, most of it VGG-11's 9 runs; then a
-few minutes of timing, which wants an otherwise idle machine):
+Run (each network's runs take hours on 2 CPU cores, VGG-11's most; then
+a minute of timing, which wants an otherwise idle machine). BENCHMARKS.md
+ran the MLP at the config's 10 epochs and VGG-11 at 4:
 
-    python bench/associated.py --seeds=0,1,2 \
-        --output=bench/results/associated.json \
-        --plot=bench/results/associated_accuracy.png
+    python bench/associated.py --networks=mlp --seeds=0,1,2 \
+        --output=bench/results/associated_mlp.json \
+        --plot=bench/results/associated_mlp_accuracy.png
+    python bench/associated.py --networks=vgg11 --seeds=0,1,2 \
+        --overrides=epochs=4 \
+        --output=bench/results/associated_vgg11.json \
+        --plot=bench/results/associated_vgg11_accuracy.png
 
 A quick look at the wiring (digits, 2 steps, no meaningful figures):
 
