@@ -251,7 +251,11 @@ def plot(results, path):
         ),
         "fashion_mnist",
     )
-    axes.set_title(f"{dataset}, {len(FLAGS.seeds)} seeds, mean ± std")
+    count = len(FLAGS.seeds)
+    title = (
+        f"{count} seeds, mean ± std" if count > 1 else f"seed {FLAGS.seeds[0]}"
+    )
+    axes.set_title(f"{dataset}, {title}")
     axes.legend(
         loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8
     )
