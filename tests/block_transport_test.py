@@ -110,6 +110,7 @@ def test_multipliers_are_non_trainable_weights_that_save_and_load(tmp_path):
     assert int(fresh.transports[1].uzawa_steps.value) == 1
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("mode", ["eager", "function", "jit"])
 def test_regularized_loss_is_the_same_compiled(mode):
     net = _residual_network()

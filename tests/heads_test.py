@@ -411,6 +411,7 @@ def test_config_round_trip(name):
     assert clone.get_config() == head.get_config()
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("mode", ["tf_function", "jit_compile"])
 def test_compiled_call_matches_eager(mode):
     for name in ("mlp_sr", "light3", "predsim"):
@@ -424,6 +425,7 @@ def test_compiled_call_matches_eager(mode):
         )
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("mode", ["tf_function", "jit_compile"])
 def test_compiled_predsim_local_loss_matches_eager(mode):
     head = heads.build("predsim", (7, 7, 8), NUM_CLASSES)

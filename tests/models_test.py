@@ -253,6 +253,7 @@ def test_light_heads_narrow_as_the_authors_did(name, reduction):
     )
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("mode", ["tf_function", "jit_compile"])
 def test_compiled_forward_matches_eager(mode):
     net = models.build("resnet18", (16, 16, 3), 4, width=WIDTH)

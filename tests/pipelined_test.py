@@ -109,6 +109,7 @@ def _reference_weights(x, y, epochs):
     return [v.numpy() for v in twin.weights]
 
 
+@pytest.mark.numerics
 def test_three_blocks_on_three_devices_match_a_hand_written_pipeline():
     x, y = _data()
     model = _model(devices=["/cpu:0", "/cpu:1", "/cpu:2"])
@@ -258,6 +259,7 @@ def test_pipelining_under_a_mirrored_strategy_is_refused():
         model.execution = "pipelined"
 
 
+@pytest.mark.numerics
 def test_pipelined_with_xla_on_devices_equals_synchronous():
     x, y = _data()
     weights = []

@@ -74,6 +74,7 @@ def test_each_block_lives_on_its_device():
     assert _device_index(model.network.classifier.kernel) == 2
 
 
+@pytest.mark.numerics
 def test_placed_training_equals_unplaced_training():
     x, y = _data(size=48)
     weights = []

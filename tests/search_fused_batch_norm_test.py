@@ -57,6 +57,7 @@ def _derivatives(layer, x, direction):
     return [y] + new_statistics + gradients + second
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("setting", SETTINGS.values(), ids=list(SETTINGS))
 def test_fused_calls_equal_keras_to_second_order(setting):
     shape = setting["shape"]

@@ -101,6 +101,7 @@ def _finite_differences(steps, state, alpha, beta, data, eps=1e-6):
     return grads
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(
     "num_steps, objective, jit_compile",
     [(1, "valid", None), (2, "valid", False), (2, "train_last", None)],
@@ -181,6 +182,7 @@ def test_unroll_is_momentum_sgd_with_frozen_batch_norm_statistics():
     assert float(got) == pytest.approx(float(want), rel=1e-12)
 
 
+@pytest.mark.numerics
 def test_xla_and_graph_meta_gradients_agree():
     # Small heads (no depthwise convolutions): XLA compiles the two
     # unrolled steps' second-order graph in seconds.

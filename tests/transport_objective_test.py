@@ -100,6 +100,7 @@ MODES = {
 }
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize(
     "schedule, mode",
     [
@@ -239,6 +240,7 @@ def test_uzawa_counts_only_the_steps_a_block_trains(schedule):
     )
 
 
+@pytest.mark.numerics
 def test_pipelined_on_devices_trains_like_synchronous():
     transport = Transport(uzawa_step=1.0, uzawa_every=2)
     synchronous = _model(transport)
