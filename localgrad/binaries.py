@@ -1,4 +1,5 @@
-"""What every binary in bin/ shares: bad input is refused in one line.
+"""What the commands (localgrad-train, ...) share: bad input is refused in
+one line.
 
 `run(main)` replaces `absl.app.run(main)`. A user error — a bad flag or
 config field, a config file that does not load, a check of localgrad's
@@ -52,7 +53,7 @@ def run(
     Example:
 
     ```python
-    # bin/train.py
+    # localgrad-train
     def main(argv):
         train_lib.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 

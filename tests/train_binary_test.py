@@ -18,7 +18,7 @@ def _command(workdir):
     return [
         sys.executable,
         os.path.join(ROOT, "bin", "train.py"),
-        "--config=" + os.path.join(ROOT, "configs", "tiny.py"),
+        "--config=tiny",
         f"--workdir={workdir}",
         "--config.num_blocks=2",
         "--config.steps_per_epoch=5",
