@@ -162,3 +162,13 @@ def test_worker_refuses_a_bad_cluster_address_in_one_line():
     assert status == binaries.EXIT_BAD_INPUT
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: ") and "nohost" in lines[0]
+
+
+def test_help_prints_the_commands_doc_and_exits_0(capsys):
+    def main(argv):
+        raise AssertionError("--help must not run main")
+
+    with pytest.raises(SystemExit) as exit_info:
+        binaries.run(main, argv=["localgrad-train", "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(__doc__.strip())

@@ -1,4 +1,4 @@
-"""`localgrad-search`: searches where to decouple a network (SEDONA).
+r"""`localgrad-search`: searches where to decouple a network (SEDONA).
 
     localgrad-search --config=search/fashion_mnist --workdir=/tmp/search
     localgrad-search --config=search/tiny --show_config

@@ -1,4 +1,4 @@
-"""`localgrad-train`: trains a network as a config describes.
+r"""`localgrad-train`: trains a network as a config describes.
 
     localgrad-train --config=quickstart --workdir=/tmp/run
     localgrad-train --config=paper/cifar10_vgg19:dgl_k4 \

@@ -1,4 +1,4 @@
-"""`localgrad-worker`: one worker task of a localgrad cluster, until stopped.
+r"""`localgrad-worker`: one worker task of a localgrad cluster, until stopped.
 
     localgrad-worker --cluster=host0:2222,host1:2222 --task=1
     taskset -c 0 localgrad-worker --cluster=127.0.0.1:2222 --task=0 \
