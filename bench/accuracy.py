@@ -1,7 +1,7 @@
 """Test accuracy of backprop, DGL, PredSim and SEDONA on the same budget.
 
 Every run is the real binary, `bin/train.py`, on
-`configs/fashion_mnist.py` (one network, optimizer and epoch count for all),
+the `fashion_mnist` config (one network, optimizer and epoch count for all),
 so a figure here is what a user gets. Runs:
 
 - `backprop`: K = 1, end to end.
@@ -11,7 +11,7 @@ so a figure here is what a user gets. Runs:
   of staleness.
 - `predsim_k4`: uniform split, `predsim` heads.
 - `sedona_k2`, `sedona_k4`: the split and heads of a SEDONA search
-  (`--decoupling=.../decoupling.json`, from `bin/search.py`).
+  (`--decoupling=.../decoupling.json`, from `localgrad-search`).
 
 Prints mean ± std of the final classifier's test accuracy over seeds.
 A run whose work directory already holds its `metrics.json` is not
@@ -78,8 +78,7 @@ def _run_binary(variant, fields, workdir):
     command = [
         sys.executable,
         os.path.join(ROOT, "bin", "train.py"),
-        f"--config={os.path.join(ROOT, 'configs', 'fashion_mnist.py')}"
-        f":{variant}",
+        f"--config=fashion_mnist:{variant}",
         f"--workdir={workdir}",
     ]
     command += [f"--config.{key}={value}" for key, value in fields.items()]

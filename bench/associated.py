@@ -1,7 +1,7 @@
 """Associated Learning against backprop and DGL, and its effective export.
 
 Accuracy: every run is the real binary, `bin/train.py`, on
-`configs/fashion_mnist_associated.py`: for each network (the MLP at width
+the `fashion_mnist_associated` config: for each network (the MLP at width
 0.25, VGG-11 at width 0.5) the same network, optimizer (Adam 1e-3, cosine)
 and 10 epochs, trained by
 
@@ -54,7 +54,7 @@ from absl import app, flags, logging
 from turns import time_in_turns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "fashion_mnist_associated.py")
+CONFIG = "fashion_mnist_associated"
 # Run name -> the config variant's suffix after the network's name.
 METHODS = {"backprop": "_backprop", "dgl_k4": "_dgl", "associated_k4": ""}
 

@@ -1,7 +1,7 @@
 """Test accuracy with and without precise BatchNorm, on the same weights.
 
 For every seed and epoch count, trains the config (default: the
-Fashion-MNIST DGL K = 4 model of `configs/fashion_mnist.py:dgl`) with
+Fashion-MNIST DGL K = 4 model of the `fashion_mnist:dgl` config) with
 `train_lib` for that many epochs (cosine schedule over those epochs), then
 evaluates the saved model on the test set twice: as trained (BatchNorm's
 moving averages) and after `localgrad.callbacks.PreciseBatchNorm`
@@ -17,7 +17,7 @@ Run (Fashion-MNIST from `apt-get install -y dataset-fashion-mnist`; about
 
 Smoke run (seconds; digits, not a measurement):
 
-    python bench/precise_bn.py --config=configs/tiny.py \
+    python bench/precise_bn.py --config=tiny \
         --config.steps_per_epoch=2 --epochs=1 --seeds=0 --num_batches=2
 """
 
@@ -26,15 +26,10 @@ import os
 import statistics
 
 from absl import app, flags
-from ml_collections import config_flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from localgrad.commands.config_flag import define_config_flag
 
-config_flags.DEFINE_config_file(
-    "config",
-    os.path.join(ROOT, "configs", "fashion_mnist.py") + ":dgl",
-    "The training config.",
-)
+define_config_flag("The training config.", default="fashion_mnist:dgl")
 flags.DEFINE_list("epochs", ["1", "4"], "Epoch counts to train for.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every run.")
 flags.DEFINE_integer("num_batches", 60, "Training batches per estimate.")

@@ -35,7 +35,7 @@ Smoke run (seconds):
 
 Modes: `graph` (plain `tf.function` steps without Grappler's rewrites,
 as `--config.graph_rewrites=false` runs them), `grappler` (the same with
-Grappler's rewrites: TensorFlow's and `bin/search.py`'s default), `xla`
+Grappler's rewrites: TensorFlow's and `localgrad-search`'s default), `xla`
 (XLA-compiled steps, without Grappler's rewrites) and `eager` (nothing
 traced: every operation runs as it comes).
 

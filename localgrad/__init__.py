@@ -14,6 +14,17 @@ model.fit(x, y, epochs=3,
 ```
 """
 
+import os as _os
+import sys as _sys
+
+# The commands (localgrad-train, ...) keep TensorFlow's C++ INFO lines
+# (oneDNN, CUDA) out of their output; this must happen before TensorFlow
+# loads, which importing localgrad does.
+if _os.path.basename((getattr(_sys, "argv", None) or [""])[0]).startswith(
+    "localgrad-"
+):
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
 from localgrad import (
     associated,
     asynchrony,

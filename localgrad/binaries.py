@@ -1,4 +1,5 @@
-"""What every binary in bin/ shares: bad input is refused in one line.
+"""What the commands (localgrad-train, ...) share: bad input is refused in
+one line.
 
 `run(main)` replaces `absl.app.run(main)`. A user error — a bad flag or
 config field, a config file that does not load, a check of localgrad's
@@ -8,6 +9,9 @@ line on stderr, without a traceback, and exits with status
 environment variable `LOCALGRAD_TRACEBACK=1`, the traceback is printed
 above that line. Any other exception is unexpected: it keeps its
 traceback and Python's exit status 1.
+
+`--help` prints the doc and flags of the module that defines `main` (the
+command's, also when started as a console script) and exits 0.
 
 What counts as a user error:
 
@@ -29,6 +33,8 @@ from absl import app, flags
 
 EXIT_BAD_INPUT = 2
 TRACEBACK_VARIABLE = "LOCALGRAD_TRACEBACK"
+# Print the command's doc and flags, and exit 0 (absl's --helpfull stays).
+_HELP_FLAGS = ("-h", "-?", "--help", "-help", "--helpshort", "-helpshort")
 
 _PATH_ERRORS = (
     FileNotFoundError,
@@ -52,7 +58,7 @@ def run(
     Example:
 
     ```python
-    # bin/train.py
+    # localgrad-train
     def main(argv):
         train_lib.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
@@ -67,6 +73,9 @@ def run(
     Raises:
         SystemExit: with status `EXIT_BAD_INPUT` for a user error.
     """
+    if _help_wanted(sys.argv if argv is None else argv):
+        print(_help(main))
+        sys.exit(0)
     checking = _CHECKING_CODE + (os.path.abspath(sys.argv[0]),)
 
     def guarded_main(args):
@@ -103,6 +112,22 @@ def one_line(message: str) -> str:
         last = [line.strip() for line in tail.splitlines() if line.strip()]
         lines += last[-1:]
     return " ".join(lines)
+
+
+def _help_wanted(argv):
+    return any(arg in _HELP_FLAGS for arg in argv[1:])
+
+
+def _help(main):
+    """The doc and flags of the module that defines `main` (a command's).
+
+    absl's own --help shows the flags of `sys.argv[0]`'s module, which for
+    a console script (localgrad-train) is pip's wrapper, not the command.
+    """
+    module = sys.modules[main.__module__]
+    name = sys.argv[0] if module.__name__ == "__main__" else module.__name__
+    doc = (module.__doc__ or "").strip()
+    return f"{doc}\n\nFlags:\n{flags.FLAGS.module_help(name)}".strip()
 
 
 def _parse_flags(argv):

@@ -145,13 +145,13 @@ def read_decoupling(path: str, network=None) -> Decoupling:
             version, lacks a key, has inconsistent shapes, or was searched
             on another network; the message says how to fix it.
     """
-    fix = f"Re-run the search (bin/search.py) to write {path} again."
+    fix = f"Re-run the search (localgrad-search) to write {path} again."
     try:
         with open(path) as file:
             content = json.load(file)
     except FileNotFoundError as error:
         raise ValueError(
-            f"No decoupling file at {path}: run bin/search.py with "
+            f"No decoupling file at {path}: run localgrad-search with "
             "--workdir=<dir> first and pass <dir>/decoupling.json."
         ) from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -254,7 +254,7 @@ def _check_network(found, network, path):
             f"{found.num_units} units {list(found.unit_names)}, but the "
             f"network is {network.architecture!r} with {network.num_units} "
             f"units {list(network.unit_names)}. Search this network "
-            "(bin/search.py with its model and width) or build the network "
+            "(localgrad-search with its model and width) or build the network "
             "the file was searched on."
         )
 

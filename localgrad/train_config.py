@@ -1,7 +1,9 @@
 """The training configuration: every field, its default, and its checks.
 
-`default_config()` is the one place that lists what `bin/train.py` reads;
-the modules in `configs/` start from it and override what they change.
+`default_config()` holds every field `localgrad-train` reads, at the defaults
+declared, each with its one-line doc, in `localgrad.train_fields.FIELDS`;
+the modules in `localgrad/configs/` start from it and override what they
+change.
 `check_config` turns a bad value into a `ValueError` that names the field
 and the fix, before any data or model is touched.
 """
@@ -12,21 +14,22 @@ from ml_collections import config_dict
 
 from localgrad.asynchrony.sampling import SAMPLINGS, check_sampling
 from localgrad.asynchrony.slowdown import parse_slowdown, validate_slowdown
+from localgrad.config_fields import config_from
 from localgrad.distribute.addresses import parse_cluster
 from localgrad.search.published import (
     PUBLISHED,
     PUBLISHED_HEAD_WIDTH,
     published_decoupling_path,
 )
+from localgrad.train_fields import FIELDS
 
 METHODS = ("backprop", "dgl", "predsim", "associated")
 SCHEDULES = ("parallel", "sequential", "multilap", "pipelined", "async")
 # The asynchronous fields and their defaults (schedule="async" only).
 ASYNC_DEFAULTS = {
-    "buffer_size": 30,
-    "sampling": "priority_lifo",
-    "max_reuse": None,
-    "slowdown": "",
+    field.name: field.default
+    for field in FIELDS
+    if field.name in ("buffer_size", "sampling", "max_reuse", "slowdown")
 }
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "step")
@@ -52,102 +55,7 @@ def default_config() -> config_dict.ConfigDict:
         placeholders (`None` until set), so that they can still be set on
         the command line (`--config.data_dir=/data`).
     """
-    config = config_dict.ConfigDict()
-    # The network: a name of `localgrad.models.MODEL_NAMES` and its width.
-    config.model = "vgg11"
-    config.width = 0.25
-    # The data: a name of `localgrad.data.DATASET_NAMES`.
-    config.dataset = "fashion_mnist"
-    config.data_dir = config_dict.placeholder(str)
-    config.batch_size = 128
-    config.eval_batch_size = 500
-    config.augment = True  # The data set's standard augmentation, if any.
-    config.validation_fraction = 0.0  # Held out of train, evaluated per epoch.
-    # The method: "backprop" (one block, end to end), "dgl" or "predsim".
-    config.method = "dgl"
-    config.num_blocks = 4  # K; 1 for backprop.
-    config.boundaries = ()  # Explicit: units after which a block ends.
-    config.heads = config_dict.placeholder(str)  # None: the method's heads.
-    # The heads' width_mult. None (unset): 1.0, or with `decoupling` the
-    # width the search used; a value set here always wins.
-    config.head_width = config_dict.placeholder(float)
-    config.balance = config_dict.placeholder(str)  # None, memory, compute.
-    # A decoupling.json: its K-block boundaries (and heads, for DGL).
-    config.decoupling = config_dict.placeholder(str)
-    # Associated Learning (method "associated"): the width n of the label
-    # codes, and the label side's (g_i, h_i) learning rate over the rest's.
-    config.label_width = config_dict.placeholder(int)
-    config.decoder_learning_rate_factor = 2.0
-    # Which blocks train when: parallel, sequential or multilap; pipelined
-    # (every block at every step, all at once, each on its device); or
-    # async (asynchronous DGL through replay buffers). The sequential
-    # schedules train block k for e1 + k * e2 epochs (over `laps` laps for
-    # multilap), so `epochs` must be their sum over the K blocks (Karkar et
-    # al.: e1 = 50, e2 = 10).
-    config.schedule = "parallel"
-    config.laps = 1
-    config.e1 = 1.0
-    config.e2 = 0.0
-    # Transport regularization (Karkar et al.): each block's local loss
-    # adds its transport term, weighted by a fixed step, 1 / (2 tau) (tau
-    # halved for the first half of the blocks with transport_varying), or
-    # by the adaptive Uzawa multiplier 1 / lambda_k (lambda_k raised by
-    # uzawa_step times the block's loss every uzawa_every steps, 50 if
-    # unset). Set transport_tau or uzawa_step, not both; neither: no term.
-    config.transport_tau = config_dict.placeholder(float)
-    config.transport_varying = False
-    config.uzawa_step = config_dict.placeholder(float)
-    config.uzawa_every = config_dict.placeholder(int)
-    # Where the blocks live: device names (block k on devices[k]; fewer
-    # devices than blocks: consecutive blocks share one). Empty: default.
-    # On the command line: "--config.devices=('/gpu:0','/gpu:1')".
-    config.devices = ()
-    # schedule="async" (asynchronous DGL): replay buffers of `buffer_size`
-    # batches read by `sampling` (priority_lifo, fifo or uniform), a batch
-    # dropped after `max_reuse` reads (None: never), and slowed blocks as
-    # "block:factor,..." (e.g. "3:1.11"). `epochs` is then every block's
-    # own epochs; fit runs until all have trained them.
-    config.buffer_size = ASYNC_DEFAULTS["buffer_size"]
-    config.sampling = ASYNC_DEFAULTS["sampling"]
-    config.max_reuse = config_dict.placeholder(int)
-    config.slowdown = ASYNC_DEFAULTS["slowdown"]
-    # Several machines: the workers' host:port in task order, each running
-    # `python bin/worker.py --cluster=... --task=k`; block k lives on task
-    # k (unless `devices` names worker devices, /job:worker/...). Every
-    # worker must answer within `cluster_timeout` seconds, at the start
-    # and during the run (a worker silent that long ends the run, named).
-    config.cluster = config_dict.placeholder(str)
-    config.cluster_timeout = 60.0
-    # Optimization; each block gets its own copy of the optimizer.
-    config.optimizer = "sgd"
-    config.learning_rate = 0.1
-    config.momentum = 0.9
-    config.nesterov = False
-    config.weight_decay = 5e-4  # The optimizer's (decoupled) weight decay.
-    config.lr_schedule = "cosine"  # constant, cosine or step.
-    config.warmup_epochs = 0.0  # Linear warm-up (cosine only).
-    config.lr_decay_epochs = ()  # step: epochs at which lr is multiplied
-    config.lr_decay_factor = 0.1  # by this factor,
-    config.lr_decay_factors = ()  # or by the i-th of these at the i-th.
-    config.label_smoothing = 0.0
-    # Precise BatchNorm: before each validation and at the end, set every
-    # BatchNorm's statistics to the exact ones of this many training
-    # batches, weights frozen (localgrad.callbacks.PreciseBatchNorm); 0: off.
-    config.precise_bn_batches = 0
-    # The run.
-    config.epochs = 10
-    config.steps_per_epoch = config_dict.placeholder(int)  # None: one pass.
-    config.seed = 0
-    config.jit = False
-    config.mixed_precision = "float32"
-    config.steps_per_execution = 1
-    # On resume, read (and drop) the batches of the finished epochs, so
-    # that the resumed run sees exactly the data of an uninterrupted one.
-    # Cheap for in-memory data; turn off for ImageNet-sized data (the
-    # resumed run then starts the data order over).
-    config.replay_data_on_resume = True
-    config.keep_checkpoints = 2
-    return config
+    return config_from(FIELDS)
 
 
 def apply_variant(config: config_dict.ConfigDict, variant: str) -> None:
@@ -184,7 +92,7 @@ def apply_variant(config: config_dict.ConfigDict, variant: str) -> None:
 
 
 # The published training set-ups (DGL, ICML 2020; SEDONA, ICLR 2021):
-# what configs/paper/ runs for each data set.
+# what localgrad/configs/paper/ runs for each data set.
 PAPER_RECIPES = {
     "cifar10": dict(
         batch_size=128,
@@ -259,7 +167,7 @@ def paper_recipe(
             listed = ", ".join(f"{d}/{m}" for d, m in PUBLISHED)
             raise ValueError(
                 f"No published SEDONA decoupling for {model} on {dataset} "
-                f"(published: {listed}); search one with bin/search.py and "
+                f"(published: {listed}); search one with localgrad-search and "
                 "pass --config.decoupling=<decoupling.json>."
             )
         apply_variant(config, "dgl_k4")

@@ -2,7 +2,7 @@
 
 The only module that reads a training config (see
 `localgrad.train_config.default_config` for the fields); everything it
-calls takes plain arguments. `bin/train.py` is a thin wrapper around
+calls takes plain arguments. `localgrad-train` is a thin wrapper around
 `train_and_evaluate` and `localgrad.train_summary.summary`.
 
 Layout of the work directory:

@@ -1,16 +1,14 @@
-"""The lines bin/train.py prints when a run ends: results and next steps."""
+"""The lines localgrad-train prints when a run ends: results and next steps."""
 
 import os
 
 
-def summary(
-    metrics: dict, workdir: str, export_binary: str = "bin/export.py"
-) -> str:
+def summary(metrics: dict, workdir: str) -> str:
     """What a finished run produced, and the next command to try.
 
     The test accuracy of the classifier and of every head, where
     `metrics.json`, the plot, the model and the TensorBoard logs are, and
-    the export command. `bin/train.py` prints it when training ends.
+    the export command. `localgrad-train` prints it when training ends.
 
     Example:
 
@@ -22,7 +20,6 @@ def summary(
     Args:
         metrics: What `train_and_evaluate` returned for `workdir`.
         workdir: The run's directory.
-        export_binary: The path of bin/export.py to show in the command.
 
     Returns:
         Lines of text, without a final newline.
@@ -52,6 +49,6 @@ def summary(
     lines += [
         f"See the curves: tensorboard --logdir {tensorboard}",
         "Next, export it for serving:",
-        f"  python {export_binary} --workdir={workdir} --output={export}",
+        f"  localgrad-export --workdir={workdir} --output={export}",
     ]
     return "\n".join(lines)

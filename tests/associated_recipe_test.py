@@ -1,4 +1,4 @@
-"""The AL paper's recipe and its configs in configs/paper/."""
+"""The AL paper's recipe and its configs in localgrad/configs/paper/."""
 
 import glob
 import importlib.util
@@ -11,9 +11,10 @@ import pytest
 import localgrad
 from localgrad import models, train_config, train_setup
 from localgrad.associated import recipe
+from localgrad.configs import DIRECTORY as SHIPPED
 from localgrad.data import catalog
 
-PAPER = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "paper")
+PAPER = os.path.join(SHIPPED, "paper")
 AL_CONFIGS = sorted(glob.glob(os.path.join(PAPER, "*_associated.py")))
 # A small image keeps the full-width networks' bridges small.
 SMALL_IMAGE = 8
@@ -40,9 +41,8 @@ def test_there_is_a_config_per_published_experiment():
 def test_every_al_paper_config_loads_and_builds(path):
     module = _module(path)
     doc = " ".join(module.__doc__.split())
-    assert f"bin/train.py --config=configs/paper/{os.path.basename(path)}" in (
-        doc
-    )
+    name = os.path.basename(path)[: -len(".py")]
+    assert f"localgrad-train --config=paper/{name}" in doc
     assert "Published" in doc or "Compare with the" in doc
     assert module.get_config().method == "associated"
     for variant in recipe.VARIANTS:

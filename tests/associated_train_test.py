@@ -12,9 +12,9 @@ from tiny_decoupling import write_tiny_decoupling
 
 import localgrad
 from localgrad import train_config, train_lib
+from localgrad.configs import DIRECTORY as CONFIGS
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
-CONFIGS = os.path.join(ROOT, "configs")
 
 
 def _config(epochs=2):
@@ -70,7 +70,7 @@ def test_binary_cuts_the_components_at_a_decoupling_file(tmp_path):
         [
             sys.executable,
             os.path.join(ROOT, "bin", "train.py"),
-            "--config=" + os.path.join(CONFIGS, "tiny.py"),
+            "--config=tiny",
             f"--workdir={workdir}",
             "--config.method=associated",
             "--config.label_width=16",

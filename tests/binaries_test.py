@@ -43,17 +43,17 @@ def _run_binary(name, *args, env=None):
     [
         (
             "train.py",
-            ["--config=configs/tiny.py", "--config.epoch=3"],
+            ["--config=tiny", "--config.epoch=3"],
             "Unknown config field 'epoch'. Did you mean \"epochs\"",
         ),
         (
             "train.py",
-            ["--config=configs/tiny.py", "--config.schedule=zigzag"],
+            ["--config=tiny", "--config.schedule=zigzag"],
             "Unknown schedule 'zigzag'; use one of",
         ),
         (
             "search.py",
-            ["--config=configs/search/tiny.py", "--config.meta_iterations=-1"],
+            ["--config=search/tiny", "--config.meta_iterations=-1"],
             "meta_iterations must be >= 0",
         ),
         ("export.py", ["--output=unused"], "no trained model in"),
@@ -61,7 +61,6 @@ def _run_binary(name, *args, env=None):
 )
 def test_bad_input_is_one_line_and_status_2(tmp_path, binary, args, expected):
     workdir = f"--workdir={tmp_path / 'run'}"
-    args = [arg.replace("configs/", ROOT + "/configs/") for arg in args]
     status, lines = _run_binary(binary, *args, workdir)
     assert status == binaries.EXIT_BAD_INPUT
     assert len(lines) == 1, lines
@@ -72,7 +71,7 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, binary, args, expected):
 def test_verbosity_1_adds_the_traceback(tmp_path):
     status, lines = _run_binary(
         "train.py",
-        f"--config={ROOT}/configs/tiny.py",
+        "--config=tiny",
         "--config.schedule=zigzag",
         f"--workdir={tmp_path}",
         "--verbosity=1",
@@ -163,3 +162,13 @@ def test_worker_refuses_a_bad_cluster_address_in_one_line():
     assert status == binaries.EXIT_BAD_INPUT
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: ") and "nohost" in lines[0]
+
+
+def test_help_prints_the_commands_doc_and_exits_0(capsys):
+    def main(argv):
+        raise AssertionError("--help must not run main")
+
+    with pytest.raises(SystemExit) as exit_info:
+        binaries.run(main, argv=["localgrad-train", "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(__doc__.strip())

@@ -63,7 +63,7 @@ def _train(workdir, cluster, epochs, schedule):
     return [
         sys.executable,
         os.path.join(ROOT, "bin", "train.py"),
-        "--config=" + os.path.join(ROOT, "configs", "tiny.py"),
+        "--config=tiny",
         f"--workdir={workdir}",
         # The MLP: a resume is what is tested, and the MLP is traced on
         # the workers faster than the tiny VGG.

@@ -292,7 +292,9 @@ def test_a_network_exports_without_heads(tmp_path):
 
 
 def test_workdir_without_a_model_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="no trained model in .*bin/train"):
+    with pytest.raises(
+        ValueError, match="no trained model in .*localgrad-train"
+    ):
         export.load_trained_model(str(tmp_path))
 
 
@@ -327,4 +329,4 @@ def test_export_binary_without_a_trained_model_fails_clearly(tmp_path):
     assert binary.returncode == 2  # localgrad.binaries.EXIT_BAD_INPUT
     assert f"error: no trained model in {tmp_path}" in stderr
     assert "Traceback" not in stderr
-    assert "bin/train.py" in stderr
+    assert "localgrad-train" in stderr

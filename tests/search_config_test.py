@@ -1,12 +1,11 @@
-import glob
 import importlib.util
-import os
 
 import pytest
 
+from localgrad import configs
 from localgrad.search import search_config
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs", "search")
+SEARCH_CONFIGS = [n for n in configs.names() if n.startswith("search/")]
 
 
 def _load(path):
@@ -16,12 +15,11 @@ def _load(path):
     return module
 
 
-@pytest.mark.parametrize(
-    "path", sorted(glob.glob(os.path.join(CONFIGS, "*.py")))
-)
-def test_every_search_config_is_valid(path):
-    module = _load(path)
-    assert "bin/search.py --config=" in " ".join(module.__doc__.split())
+@pytest.mark.parametrize("name", SEARCH_CONFIGS)
+def test_every_search_config_is_valid(name):
+    module = _load(configs.resolve(name))
+    doc = " ".join(module.__doc__.split())
+    assert f"localgrad-search --config={name}" in doc
     search_config.check_search_config(module.get_config())
 
 

@@ -108,7 +108,7 @@ def test_corrupt_and_missing_files_are_refused(path, tmp_path):
         file.write("}{")
     with pytest.raises(ValueError, match="not valid JSON.*Re-run"):
         read_decoupling(path)
-    with pytest.raises(ValueError, match="run bin/search.py"):
+    with pytest.raises(ValueError, match="run localgrad-search"):
         read_decoupling(str(tmp_path / "nothing.json"))
 
 

@@ -6,6 +6,7 @@ import os
 import pytest
 import tensorflow as tf
 
+from localgrad import configs
 from localgrad.search import search_lib
 from localgrad.search.graph_rewrites import graph_rewrites
 
@@ -26,7 +27,7 @@ def test_the_option_holds_inside_and_is_restored_after(enabled):
 
 
 def _tiny_config():
-    path = os.path.join(ROOT, "configs", "search", "tiny.py")
+    path = configs.resolve("search/tiny")
     spec = importlib.util.spec_from_file_location("tiny_search", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

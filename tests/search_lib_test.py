@@ -22,7 +22,7 @@ def test_binary_searches_and_writes_a_decoupling_training_can_read(tmp_path):
     command = [
         sys.executable,
         os.path.join(ROOT, "bin", "search.py"),
-        "--config=" + os.path.join(ROOT, "configs", "search", "tiny.py"),
+        "--config=search/tiny",
         "--config.meta_iterations=2",
         f"--workdir={workdir}",
     ]

@@ -62,7 +62,7 @@ def test_the_binary_trains_asynchronously(tmp_path):
     command = [
         sys.executable,
         os.path.join(ROOT, "bin", "train.py"),
-        "--config=" + os.path.join(ROOT, "configs", "tiny.py"),
+        "--config=tiny",
         f"--workdir={workdir}",
         "--config.schedule=async",
         "--config.buffer_size=4",
@@ -82,7 +82,7 @@ def test_the_binary_trains_asynchronously(tmp_path):
     with open(workdir / "metrics.json") as file:
         metrics = json.load(file)
     last = metrics["history"][-1]
-    # configs/tiny.py: 2 epochs for every block, 3 blocks.
+    # The tiny config: 2 epochs for every block, 3 blocks.
     for block in range(3):
         assert last[f"block_{block}_epochs"] == pytest.approx(2.0)
     assert "block_1_skips" in last and "buffer_2_available" in last

@@ -18,7 +18,7 @@ def _command(workdir):
     return [
         sys.executable,
         os.path.join(ROOT, "bin", "train.py"),
-        "--config=" + os.path.join(ROOT, "configs", "tiny.py"),
+        "--config=tiny",
         f"--workdir={workdir}",
         "--config.num_blocks=2",
         "--config.steps_per_epoch=5",
@@ -103,10 +103,9 @@ def _check_summary(stdout, workdir, metrics):
     for path in named.values():
         assert os.path.exists(path), path
     assert os.path.isdir(named["TensorBoard logs"])
-    export = [line for line in summary if "export.py" in line]
+    export = [line for line in summary if "localgrad-export" in line]
     assert len(export) == 1
-    binary = export[0].split()[1]
-    assert os.path.exists(binary)
+    assert export[0].split()[0] == "localgrad-export"  # The installed one.
     assert f"--workdir={workdir} " in export[0]
 
 

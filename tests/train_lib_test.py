@@ -1,4 +1,4 @@
-"""Tests of localgrad.train_lib on configs/tiny.py (digits, thin VGG-11)."""
+"""Tests of localgrad.train_lib on the tiny config (digits, thin VGG-11)."""
 
 import glob
 import importlib.util
@@ -14,8 +14,7 @@ from tiny_decoupling import write_tiny_decoupling
 
 import localgrad
 from localgrad import train_config, train_lib
-
-CONFIGS = os.path.join(os.path.dirname(__file__), os.pardir, "configs")
+from localgrad.configs import DIRECTORY as CONFIGS
 
 
 def _load_config_module(path):
@@ -403,7 +402,8 @@ PAPER_VARIANTS = ("backprop", "dgl_k2", "dgl_k4", "predsim_k2", "predsim_k4")
 )
 def test_every_config_is_valid(name, variants):
     module = _load_config_module(os.path.join(CONFIGS, name))
-    assert "bin/train.py --config=" in " ".join(module.__doc__.split())
+    doc = " ".join(module.__doc__.split())
+    assert f"localgrad-train --config={name[: -len('.py')]}" in doc
 
     def get(variant):
         return module.get_config(*([] if variant is None else [variant]))

@@ -19,7 +19,7 @@ def test_summary_lists_every_head_and_every_artefact():
             },
         ],
     }
-    lines = summary(metrics, "/tmp/run", "bin/export.py").splitlines()
+    lines = summary(metrics, "/tmp/run").splitlines()
     assert lines == [
         "Done: vgg11 on digits, dgl, K = 2, 3 epochs.",
         "Test accuracy of the classifier: 91.23%",
@@ -31,5 +31,5 @@ def test_summary_lists_every_head_and_every_artefact():
         "TensorBoard logs: /tmp/run/tensorboard",
         "See the curves: tensorboard --logdir /tmp/run/tensorboard",
         "Next, export it for serving:",
-        "  python bin/export.py --workdir=/tmp/run --output=/tmp/run/export",
+        "  localgrad-export --workdir=/tmp/run --output=/tmp/run/export",
     ]

@@ -4,8 +4,8 @@ Kao & Chen (Neural Computation 2021) trained every network with Adam,
 batch 32, for 200 epochs, the learning rate × 0.1 at 40, 60 and 80 % of
 the steps and × 0.5 at 90 %, the label side (g_i, h_i) at twice the rate
 (methods.md §7, from the official TensorFlow code). `paper_recipe` returns
-that set-up as a `bin/train.py` config; the modules
-`configs/paper/*_associated.py` call it.
+that set-up as a `localgrad-train` config; the modules
+`localgrad/configs/paper/*_associated.py` call it.
 """
 
 from ml_collections import config_dict
@@ -64,7 +64,7 @@ def paper_recipe(
         variant: `"associated"` or `"backprop"`.
 
     Returns:
-        A config for `bin/train.py`.
+        A config for `localgrad-train`.
 
     Raises:
         ValueError: for a pair the paper did not run, or another variant.

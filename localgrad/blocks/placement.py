@@ -92,7 +92,7 @@ def resolve_device(name: str) -> str:
         raise ValueError(
             f"Device {name!r} is on job {wanted.job!r}, but no cluster with "
             "that job is connected: call localgrad.distribute.connect("
-            "cluster) first (bin/train.py: --config.cluster=...). Devices "
+            "cluster) first (localgrad-train: --config.cluster=...). Devices "
             f"available: {available}."
         )
     if not matches:

@@ -1,6 +1,6 @@
 """Blocks on other machines: TensorFlow's distributed runtime, made safe.
 
-Every machine runs a worker (`python bin/worker.py --cluster=... --task=k`,
+Every machine runs a worker (`localgrad-worker --cluster=... --task=k`,
 a `tf.distribute.Server`); the chief connects to them and gets one device
 name per worker task, on which blocks are placed with `tf.device`. A worker
 that is not there makes `connect` fail within its timeout, a worker that

@@ -105,10 +105,10 @@ def worker_command(addresses: Sequence[str], task: int) -> str:
 
     ```python
     worker_command(["host0:2222", "host1:2222"], 1)
-    # "python bin/worker.py --cluster=host0:2222,host1:2222 --task=1"
+    # "localgrad-worker --cluster=host0:2222,host1:2222 --task=1"
     ```
     """
-    return f"python bin/worker.py --cluster={','.join(addresses)} --task={task}"
+    return f"localgrad-worker --cluster={','.join(addresses)} --task={task}"
 
 
 def _checked_address(task, entry):

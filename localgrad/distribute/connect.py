@@ -1,7 +1,7 @@
 """Connecting the chief to a cluster of TensorFlow workers.
 
-The chief (the process that runs `bin/train.py`) joins a cluster of
-`tf.distribute.Server` workers (`bin/worker.py`, one per machine or per
+The chief (the process that runs `localgrad-train`) joins a cluster of
+`tf.distribute.Server` workers (`localgrad-worker`, one per machine or per
 core) with `tf.config.experimental_connect_to_cluster`; variables and
 steps created under `tf.device(name)` then live and run on that worker.
 Before TensorFlow is told of the cluster, every worker is checked to
@@ -34,7 +34,7 @@ def connect(
 ) -> list:
     """Connects this process to the workers; returns their device names.
 
-    Start a worker on every machine first (`python bin/worker.py
+    Start a worker on every machine first (`localgrad-worker
     --cluster=... --task=k`). The connection is process-wide, as
     TensorFlow's is: afterwards `tf.device(name)` places variables and
     `tf.function` steps on the named worker; operations without a device

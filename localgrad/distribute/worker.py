@@ -1,6 +1,6 @@
 """A worker task: the TensorFlow server that runs blocks for the chief.
 
-`bin/worker.py` is the command line around `serve`.
+`localgrad-worker` is the command line around `serve`.
 """
 
 import os

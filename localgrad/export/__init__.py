@@ -19,7 +19,7 @@ loaded.serve_exit_1(images)["logits"]
 
 From a train binary's workdir:
 
-    python bin/export.py --workdir=/tmp/run --output=/tmp/export --ensemble=2
+    localgrad-export --workdir=/tmp/run --output=/tmp/export --ensemble=2
 """
 
 from localgrad.export.saved_model import (

@@ -41,7 +41,7 @@ def load_trained_model(workdir: str) -> GreedyModel:
     if not os.path.exists(path):
         raise ValueError(
             f"no trained model in {workdir}: {path} does not exist. Run "
-            f"bin/train.py --workdir={workdir} ... first (it writes "
+            f"localgrad-train --workdir={workdir} ... first (it writes "
             f"{MODEL_FILENAME} when training ends)."
         )
     model = keras.saving.load_model(path, compile=False)

@@ -8,7 +8,7 @@ before the first meta-iteration. Without the rewrites, ResNet-50's search
 (width 0.25, 4 candidates, T = 2, CPU) reached its first meta-iteration in
 0.64x the CPU time, with a 1.12x higher peak of memory and meta-iterations
 no faster (BENCHMARKS.md, "Cost of a SEDONA search"): worth it for a short
-search, not for a long one. `bin/search.py` keeps them unless
+search, not for a long one. `localgrad-search` keeps them unless
 `--config.graph_rewrites=false`.
 """
 

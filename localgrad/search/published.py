@@ -7,7 +7,7 @@ authors searched on CIFAR-10 for VGG-19 and ResNet-50/101/152 (released
 with their code: github.com/mjpyeon/sedona, `sedona_outputs/`, commit
 d769bf9), so that the paper can be reproduced without running its search:
 
-    python bin/train.py --config=configs/paper/cifar10_vgg19.py:sedona \
+    localgrad-train --config=paper/cifar10_vgg19:sedona \
         --config.num_blocks=4 --workdir=/tmp/vgg19_sedona
 
 Each shipped file records its provenance and the official code's K = 2, 4
@@ -150,7 +150,7 @@ def published_decoupling_path(
         raise ValueError(
             f"No published SEDONA decoupling for {architecture!r} on "
             f"{dataset!r}; published: {listed}. Search it yourself with "
-            "bin/search.py."
+            "localgrad-search."
         )
     return os.path.join(PUBLISHED_DIRECTORY, f"{dataset}_{architecture}.json")
 

@@ -1,11 +1,11 @@
-"""Runs a SEDONA search as a config describes (what `bin/search.py` calls).
+"""Runs a SEDONA search as a config describes (what `localgrad-search` calls).
 
 Work directory layout:
 
     {workdir}/config.json          the resolved config
     {workdir}/checkpoint/          weight memory, alpha, beta, Adam, counters
     {workdir}/tensorboard/         scalars and alpha/beta images
-    {workdir}/decoupling.json      the artefact bin/train.py reads
+    {workdir}/decoupling.json      the artefact localgrad-train reads
     {workdir}/alpha_beta.png       softmax(alpha) and softmax(beta) per unit
     {workdir}/search_history.json  objective and time per logged iteration
 

@@ -1,0 +1,58 @@
+"""The commands' `--config` flag: a shipped config's name, or a file.
+
+`--config=quickstart`, `--config=fashion_mnist:dgl` and
+`--config=paper/cifar10_vgg19:sedona` name configs shipped in
+`localgrad/configs/`; `--config=/some/dir/my_config.py:variant` loads a
+file, as `ml_collections.config_flags.DEFINE_config_file` does. Fields are
+overridden as with that flag (`--config.num_blocks=2`).
+"""
+
+from absl import flags
+from ml_collections import config_flags
+
+from localgrad import configs
+
+
+def define_config_flag(
+    help_string: str, default: str | None = None
+) -> flags.FlagHolder:
+    """Defines `--config`, taking a shipped config's name or a file path.
+
+    Example:
+
+    ```python
+    CONFIG = define_config_flag("A config: a name (quickstart) or a file.")
+    # --config=fashion_mnist:dgl --config.num_blocks=2
+    CONFIG.value.num_blocks  # 2
+    ```
+
+    Args:
+        help_string: The flag's help.
+        default: The config when `--config` is not given (a name or a
+            path); None: `--config` must be given.
+
+    Returns:
+        The flag's holder; its value is the loaded `ConfigDict`.
+    """
+    if default is not None:
+        default = configs.resolve(default)
+    holder = config_flags.DEFINE_config_file("config", default, help_string)
+    # ml_collections' config file flag, its file parser wrapped so that a
+    # name is first turned into the shipped file's path.
+    flag = flags.FLAGS["config"]
+    flag.parser = _NamedConfigParser(flag.parser)
+    return holder
+
+
+class _NamedConfigParser(flags.ArgumentParser):
+    """Parses a config's name or path with ml_collections' file parser."""
+
+    def __init__(self, file_parser: flags.ArgumentParser):
+        self._file_parser = file_parser
+
+    def parse(self, argument):
+        # A ValueError here is absl's "flag --config=...: <message>".
+        return self._file_parser.parse(configs.resolve(argument))
+
+    def flag_type(self):
+        return self._file_parser.flag_type()

@@ -1,0 +1,1 @@
+"""The published recipes: `localgrad-train --config=paper/<name>:<variant>`."""

@@ -1,0 +1,1 @@
+"""SEDONA search configs: `localgrad-search --config=search/<name>`."""

@@ -1,0 +1,39 @@
+"""SEDONA search for ResNet-152 on CIFAR-10 (the paper's budget).
+
+Run (needs CIFAR-10 as a tfds data set, e.g. built with `tfds build
+cifar10` on a machine with internet access; a GPU is advisable):
+
+    localgrad-search --config=search/resnet152_cifar10 \
+        --config.data_dir=$HOME/tensorflow_datasets \
+        --workdir=/tmp/search_resnet152
+
+then train the K = 4 decoupling it found:
+
+    localgrad-train --config=paper/cifar10_resnet152:dgl_k4 \
+        --config.decoupling=/tmp/search_resnet152/decoupling.json \
+        --config.num_blocks=4 --config.data_dir=$HOME/tensorflow_datasets \
+        --workdir=/tmp/resnet152_sedona_k4
+
+The budget is the VGG-19 search's (search/vgg19_cifar10): 40 %
+held out, warm-up with 50 snapshots, 2000 meta-iterations of T = 5, Adam
+lr 1e-2 betas (0.5, 0.999) on (alpha, beta), the 4 light heads as
+candidates after every residual unit. Deep ResNets make the T = 5 unroll
+memory-hungry. On a 24 GiB CPU machine (width 0.25, BENCHMARKS.md) it
+runs only with one candidate head, a batch of 32 and rematerialized steps
+(7.8 GB):
+
+    localgrad-search --config=search/resnet152_cifar10 \
+        --config.width=0.25 --config.head_width=0.25 \
+        --config.heads="('light1',)" --config.batch_size=32 \
+        --config.rematerialize=True --config.jit=False \
+        --config.data_dir=$HOME/tensorflow_datasets --workdir=/tmp/search
+
+With the four candidates it passes 17 GB before its first meta-iteration,
+and --config.first_order=True does not rescue it either.
+"""
+
+from localgrad.search.search_config import cifar10_search_config
+
+
+def get_config():
+    return cifar10_search_config("resnet152")
