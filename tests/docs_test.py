@@ -138,7 +138,8 @@ def test_quoted_figures_are_measured_figures(page, heading):
 def test_api_reference_builds_strictly(tmp_path):
     pytest.importorskip("mkdocstrings_handlers.python")
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet"]
+        # Not --quiet: it hides the warnings that --strict counts.
+        [sys.executable, "-m", "mkdocs", "build", "--strict"]
         + ["--config-file", str(ROOT / "mkdocs.yml")]
         + ["--site-dir", str(tmp_path / "site")],
         cwd=ROOT,
