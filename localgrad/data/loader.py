@@ -290,7 +290,9 @@ def load_arrays(
         `(x, y)`: float32 images and int32 labels.
 
     Raises:
-        The errors of `load`.
+        ValueError: as `load` does.
+        FileNotFoundError: as `load` does.
+        ImportError: as `load` does.
     """
     dataset = _pipeline(
         name,
