@@ -9,7 +9,7 @@ Example:
 
 ```python
 {field.name: field.doc for field in FIELDS}["num_blocks"]
-# "K: the number of gradient-isolated blocks; 1 for backprop."
+# "K: the number of blocks; 1 for backprop."
 ```
 """
 
