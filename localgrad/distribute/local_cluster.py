@@ -1,10 +1,14 @@
 """A cluster of worker processes on this machine, for tests and benchmarks.
 
-`LocalCluster(2)` starts two worker processes listening on free loopback
-ports (127.0.0.1 only), waits until both answer, and stops exactly the
-processes it started, by their process ids. With `pin_cores=True` worker k
-runs on core k alone (`taskset -c k`), so that K workers with one thread
-each behave like K single-core machines.
+`LocalCluster(2)` starts two worker processes at free ports of 127.0.0.1,
+waits until both answer, and stops exactly the processes it started, by
+their process ids. Its addresses are loopback ones, but a TensorFlow
+server listens on its port on every interface of the machine, with no
+authentication: on a machine others can reach, start it inside a
+loopback-only network namespace (as localgrad's test suite does) or
+behind a firewall (see docs/devices.md, "Security"). With
+`pin_cores=True` worker k runs on core k alone (`taskset -c k`), so that
+K workers with one thread each behave like K single-core machines.
 """
 
 import os
@@ -25,7 +29,9 @@ _SERVE = (
 
 
 class LocalCluster:
-    """Worker processes on 127.0.0.1, started and stopped by their pids.
+    """Worker processes at 127.0.0.1 addresses, started and stopped by pid.
+
+    Each listens on every interface (see the module's docstring).
 
     Example:
 
