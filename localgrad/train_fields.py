@@ -165,4 +165,9 @@ FIELDS = (
         "On resume, read past the finished epochs' batches.",
     ),
     Field("keep_checkpoints", 2, "Checkpoints kept in the work directory."),
+    Field(
+        "restart",
+        False,
+        "Start over at epoch 0; the old checkpoints are moved aside.",
+    ),
 )

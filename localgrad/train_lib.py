@@ -179,7 +179,7 @@ def _train(config, workdir, data, schedule, devices, callbacks):
     checkpoint = EpochCheckpoint(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints
     )
-    initial_epoch = checkpoint.restore(model)
+    initial_epoch = checkpoint.restore(model, start_over=config.restart)
     if initial_epoch > config.epochs:
         raise ValueError(
             f"{workdir} holds a run with {initial_epoch} finished "
@@ -247,7 +247,7 @@ def _num_blocks(config):
 
 
 # The fields a resumed run may change: more epochs continue a run.
-_RESUMABLE_CHANGES = ("epochs",)
+_RESUMABLE_CHANGES = ("epochs", "restart")
 
 
 def _write_config(config, workdir):
@@ -255,14 +255,15 @@ def _write_config(config, workdir):
 
     Only `epochs` may differ: a run started again with more epochs
     continues where it stopped (its learning-rate schedule and greedy
-    schedule then span the new number of epochs).
+    schedule then span the new number of epochs). With `restart`, the old
+    run's checkpoints are set aside, and any config may start over.
     """
     resolved = json.loads(json.dumps(config.to_dict()))
     path = os.path.join(workdir, "config.json")
     has_checkpoints = bool(
         EpochCheckpoint(os.path.join(workdir, "checkpoints")).checkpoints()
     )
-    if has_checkpoints and os.path.exists(path):
+    if has_checkpoints and os.path.exists(path) and not config.restart:
         with open(path) as file:
             previous = json.load(file)
         changed = sorted(

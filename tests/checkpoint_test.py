@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import localgrad
-from localgrad.callbacks import EpochCheckpoint
+from localgrad.callbacks import EpochCheckpoint, NoIntactCheckpointError
 
 
 def _model(width=0.125):
@@ -133,17 +133,18 @@ def test_damaged_newest_checkpoint_falls_back_and_is_kept(tmp_path, caplog):
     assert "epoch-0002.npz" in messages
 
 
-def test_every_checkpoint_damaged_starts_over(tmp_path, caplog):
+def test_every_checkpoint_damaged_is_refused_not_started_over(tmp_path):
     _fit_with_checkpoints(str(tmp_path), epochs=2)
     for name in ("epoch-0001.npz", "epoch-0002.npz"):
         path = tmp_path / name
         path.write_bytes(path.read_bytes()[:50])  # Truncated.
     (tmp_path / "epoch-0002.npz.damaged").write_bytes(b"an earlier one")
     checkpoint = EpochCheckpoint(str(tmp_path))
-    with caplog.at_level("WARNING"):
-        assert checkpoint.restore(_model()) == 0
-    assert checkpoint.history == []
-    assert "training starts from epoch 0" in caplog.text
+    with pytest.raises(NoIntactCheckpointError) as refused:
+        checkpoint.restore(_model())
+    message = str(refused.value)
+    assert "epoch-0002.npz.damaged-1, epoch-0001.npz.damaged" in message
+    assert "start_over=True" in message and "--config.restart=true" in message
     assert sorted(os.listdir(tmp_path)) == [
         "epoch-0001.npz.damaged",
         "epoch-0002.npz.damaged",
@@ -152,6 +153,23 @@ def test_every_checkpoint_damaged_starts_over(tmp_path, caplog):
     assert (tmp_path / "epoch-0002.npz.damaged").read_bytes() == (
         b"an earlier one"
     )
+
+
+def test_start_over_sets_every_checkpoint_aside(tmp_path):
+    _fit_with_checkpoints(str(tmp_path), epochs=2)
+    (tmp_path / "epoch-0001.npz.damaged").write_bytes(b"damaged")
+    before = {
+        name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)
+    }
+    checkpoint = EpochCheckpoint(str(tmp_path))
+    assert checkpoint.restore(_model(), start_over=True) == 0
+    assert checkpoint.history == [] and checkpoint.checkpoints() == []
+    (aside,) = os.listdir(tmp_path)
+    assert aside.startswith("replaced-")
+    assert {
+        name: (tmp_path / aside / name).read_bytes()
+        for name in os.listdir(tmp_path / aside)
+    } == before
 
 
 def test_saved_checkpoints_carry_a_manifest(tmp_path):

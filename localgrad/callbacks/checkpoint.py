@@ -14,6 +14,10 @@ from localgrad.blocks.training_state import optimizer_variables
 _FILE = re.compile(r"^epoch-(\d+)\.npz$")
 
 
+class NoIntactCheckpointError(ValueError):
+    """Checkpoints exist, but none can be read: resuming is impossible."""
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves everything a resumed run needs at the end of every epoch.
 
@@ -32,7 +36,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
     the previous checkpoint intact; each holds a manifest (shape, dtype and
     SHA-256 of every array) that `restore` checks. A damaged checkpoint is
     set aside as `epoch-NNNN.npz.damaged` with a warning, and the newest
-    intact one is used instead. (`tf.train.Checkpoint` is not used: it
+    intact one is used instead; when none is intact, `restore` refuses to
+    start over by itself (`NoIntactCheckpointError`): only
+    `restore(model, start_over=True)` does, setting the old files aside.
+    (`tf.train.Checkpoint` is not used: it
     does not reach a Keras 3 model's non-trainable weights, such as
     BatchNorm statistics.)
 
@@ -76,27 +83,37 @@ class EpochCheckpoint(keras.callbacks.Callback):
         )
         return [os.path.join(self.directory, name) for _, name in found]
 
-    def restore(self, model: keras.Model) -> int:
+    def restore(self, model: keras.Model, start_over: bool = False) -> int:
         """Loads the newest intact checkpoint into `model`, if there is one.
 
         A damaged checkpoint (truncated, overwritten, not matching its
         manifest) is renamed to `<name>.damaged` (never deleted), a warning
         names it and the older checkpoint used instead, and the next older
-        one is tried. With no intact checkpoint left, training starts over.
+        one is tried. If checkpoints exist but none can be read, the
+        finished epochs would be lost: `restore` raises instead of starting
+        over.
 
         Args:
             model: The compiled model, built exactly as when it was saved.
+            start_over: Start at epoch 0 on purpose: every checkpoint file
+                in the directory (damaged ones too) is first moved into a
+                new `replaced-<date>-<time>` folder in it, never deleted.
 
         Returns:
-            The number of finished epochs (0 if there is no checkpoint):
-            the `initial_epoch` of the resumed `fit`.
+            The number of finished epochs (0 if there is no checkpoint, or
+            with `start_over`): the `initial_epoch` of the resumed `fit`.
 
         Raises:
             ValueError: if an intact checkpoint was written by a different
                 model (other variable count or shapes).
+            NoIntactCheckpointError: if there were checkpoints and none
+                could be read.
         """
         self.history = []
         self.damaged = []
+        if start_over:
+            self._set_all_aside()
+            return 0
         for path in reversed(self.checkpoints()):
             try:
                 arrays, meta = checkpoint_files.read_arrays(path)
@@ -114,10 +131,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 logging.warning("Resuming from the intact checkpoint %s.", path)
             return int(meta["epochs_done"])
         if self.damaged:
-            logging.warning(
-                "No intact checkpoint is left in %s: training starts from "
-                "epoch 0.",
-                self.directory,
+            kept = ", ".join(os.path.basename(path) for path in self.damaged)
+            raise NoIntactCheckpointError(
+                f"No checkpoint in {self.directory} can be read (kept as "
+                f"{kept}), and starting again from epoch 0 would lose the "
+                "finished epochs: to start over on purpose, pass "
+                "start_over=True (localgrad-train: --config.restart=true), "
+                "which keeps the old files aside."
             )
         return 0
 
@@ -158,6 +178,34 @@ class EpochCheckpoint(keras.callbacks.Callback):
             aside,
         )
         return aside
+
+    def _set_all_aside(self):
+        """Moves every checkpoint file into a new `replaced-...` folder."""
+        if not os.path.isdir(self.directory):
+            return
+        names = [
+            name
+            for name in os.listdir(self.directory)
+            if _FILE.match(name.split(".damaged")[0])
+        ]
+        if not names:
+            return
+        aside = os.path.join(
+            self.directory, time.strftime("replaced-%Y%m%d-%H%M%S")
+        )
+        for copy in itertools.count(1):
+            if not os.path.exists(aside):
+                break
+            aside = f"{aside}-{copy}"
+        os.makedirs(aside)
+        for name in names:
+            os.replace(
+                os.path.join(self.directory, name), os.path.join(aside, name)
+            )
+        logging.warning(
+            "Starting over at epoch 0 as asked; the old checkpoints are in %s.",
+            aside,
+        )
 
     @staticmethod
     def _check_model(model, path, arrays):

@@ -12,11 +12,15 @@ Example:
 localgrad.configs.resolve("paper/cifar10_vgg19:sedona")
 # ".../site-packages/localgrad/configs/paper/cifar10_vgg19.py:sedona"
 localgrad.configs.resolve("/some/dir/my_config.py")  # unchanged
+config = localgrad.configs.load("fashion_mnist:dgl")  # a ConfigDict
 ```
 """
 
 import difflib
+import importlib.util
 import os
+
+import ml_collections
 
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
@@ -71,3 +75,30 @@ def resolve(spec: str) -> str:
         )
     path = os.path.join(DIRECTORY, *name.split("/")) + ".py"
     return path + colon + variant
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+    """The config that `spec` names, as `--config=<spec>` loads it.
+
+    Example:
+
+    ```python
+    config = load("tiny")
+    config.num_blocks = 2
+    localgrad.train_lib.train_and_evaluate(config, "/tmp/tiny")
+    ```
+
+    Args:
+        spec: As in `resolve`.
+
+    Returns:
+        The module's `get_config()`, or `get_config(variant)`.
+
+    Raises:
+        ValueError: as `resolve`.
+    """
+    path, colon, variant = resolve(spec).partition(":")
+    module_spec = importlib.util.spec_from_file_location("_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(variant) if colon else module.get_config()
