@@ -7,13 +7,15 @@ calls takes plain arguments. `localgrad-train` is a thin wrapper around
 
 Layout of the work directory:
 
+- `.lock`: held while a run uses the directory, so that a second run
+  there is refused (`localgrad.workdir_lock`);
 - `config.json`: the resolved config (a resumed run must match it, but
-  for `epochs`, which may grow, and `cluster` and `cluster_timeout`: it may
-  resume on other machines);
+  for `epochs`, which may grow, `restart`, and `cluster` and
+  `cluster_timeout`: it may resume on other machines);
 - `checkpoints/epoch-NNNN.npz`: the training state after each epoch,
   written atomically and checked on resume (a damaged one is kept as
-  `epoch-NNNN.npz.damaged` and the newest intact one is used, see
-  `EpochCheckpoint`);
+  `epoch-NNNN.npz.damaged` and the newest intact one is used; with none
+  intact the run stops rather than start over, see `EpochCheckpoint`);
 - `tensorboard/`: Keras' summaries (per-block losses and accuracies, with
   transport the per-block terms and Uzawa multipliers) and
   `BlockSummaries` (per-block learning rates, examples per second);
@@ -47,6 +49,7 @@ from localgrad.callbacks.block_summaries import BlockSummaries
 from localgrad.callbacks.checkpoint import EpochCheckpoint
 from localgrad.train_config import check_config
 from localgrad.transport import Transport
+from localgrad.workdir_lock import WorkdirLock
 
 # Where a run trains, not what: a run may resume on other machines.
 _MACHINE_FIELDS = ("cluster", "cluster_timeout")
@@ -101,12 +104,19 @@ def train_and_evaluate(
     Raises:
         ValueError: for a bad config, a workdir holding another run, or
             one holding more finished epochs than `config.epochs`.
+        WorkdirInUseError: if another run is using `workdir` now.
+        NotADirectoryError: if `workdir` is a file.
         FileNotFoundError: if the data set is not on disk.
     """
-    started = time.time()
     check_config(config)
+    with WorkdirLock(workdir):
+        return _train_and_evaluate(config, workdir, callbacks)
+
+
+def _train_and_evaluate(config, workdir, callbacks):
+    """`train_and_evaluate` once the workdir is this run's alone."""
+    started = time.time()
     schedule = _schedule(config)
-    os.makedirs(workdir, exist_ok=True)
     _write_config(config, workdir)
     # Before any tensor or variable exists: block k on worker task k.
     devices = list(config.devices)

@@ -2,6 +2,7 @@
 
 Work directory layout:
 
+    {workdir}/.lock                held while the search runs (one at a time)
     {workdir}/config.json          the resolved config
     {workdir}/checkpoint/          weight memory, alpha, beta, Adam, counters
     {workdir}/tensorboard/         scalars and alpha/beta images
@@ -24,6 +25,7 @@ from localgrad.search.graph_rewrites import graph_rewrites
 from localgrad.search.result import SearchResult
 from localgrad.search.search import Search
 from localgrad.search.search_config import check_search_config
+from localgrad.workdir_lock import WorkdirLock
 
 
 def run(config, workdir: str) -> SearchResult:
@@ -48,9 +50,16 @@ def run(config, workdir: str) -> SearchResult:
 
     Raises:
         ValueError: for a bad config or data that are not there.
+        WorkdirInUseError: if another run is using `workdir` now.
+        NotADirectoryError: if `workdir` is a file.
     """
     check_search_config(config)
-    os.makedirs(workdir, exist_ok=True)
+    with WorkdirLock(workdir):
+        return _run(config, workdir)
+
+
+def _run(config, workdir):
+    """`run` once the workdir is this search's alone."""
     with open(os.path.join(workdir, "config.json"), "w") as file:
         file.write(config.to_json_best_effort(indent=1))
     keras.utils.set_random_seed(config.seed)
