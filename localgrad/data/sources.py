@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from localgrad.data import catalog, folder, idx
+from localgrad.data import catalog, checksums, folder, idx
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 MNIST1D_SEED = 42  # The seed in mnist1d's default arguments.
@@ -156,6 +156,8 @@ def _idx_or_tfds(
                     f"split: {', '.join(m + '.gz' for m in missing)} is "
                     f"missing. To get it: {catalog.spec(name).how_to_get}."
                 )
+            for stem, path in zip(stems, paths):
+                checksums.check_idx_file(name, path, stem)
             return from_arrays(*_read_idx_pair(*paths), scale=255.0)
     try:
         return _tfds(name, split, data_dir, shuffle_files, seed)
