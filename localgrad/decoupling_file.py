@@ -6,10 +6,12 @@ search into the decouplings of every K, `make_decoupling`, is the search's
 part.)
 
 The file holds the network it was searched on (architecture, unit names,
-unit count), softmax(alpha) and softmax(beta) of every non-last unit, the
-candidate head names, and the decoupling for every K from 1 to L. It is
-versioned and checked on load, so a corrupt file or one searched on
-another network fails with a message that says what to do.
+unit count and, since localgrad writes them, the input shape and every
+unit's parameter count, which tell its width), softmax(alpha) and
+softmax(beta) of every non-last unit, the candidate head names, and the
+decoupling for every K from 1 to L. It is versioned and checked on load,
+so a corrupt file or one searched on another network (another width or
+input shape included) fails with a message that says what to do.
 """
 
 import dataclasses
@@ -54,6 +56,9 @@ class Decoupling:
         beta_softmax: `(L - 1, M)` array of head weights.
         decouplings: `{K: (boundaries, heads)}` for K = 1..L.
         search: Free-form facts about the search (settings, objective).
+        network: The searched network's `network_facts` (input shape,
+            parameters per unit); empty in files that do not record them
+            (SEDONA's published decouplings, older files).
     """
 
     architecture: str
@@ -63,6 +68,7 @@ class Decoupling:
     beta_softmax: np.ndarray
     decouplings: dict
     search: dict = dataclasses.field(default_factory=dict)
+    network: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_units(self) -> int:
@@ -114,6 +120,8 @@ def write_decoupling(path: str, found) -> None:
         },
         "search": found.search,
     }
+    if found.network:
+        content["network"] = found.network
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     temporary = path + ".tmp"
@@ -135,7 +143,9 @@ def read_decoupling(path: str, network=None) -> Decoupling:
     Args:
         path: The file a search wrote.
         network: If given, the `localgrad.Network` the decoupling is for:
-            its architecture, unit count and unit names must match.
+            its architecture, unit count and unit names must match, and so
+            must its input shape and parameters per unit where the file
+            records them (another width or input is refused).
 
     Returns:
         A `Decoupling`.
@@ -234,6 +244,12 @@ def _parse(content, path, fix) -> Decoupling:
             )
         decouplings[k] = (list(boundaries), list(chosen))
     search = content.get("search") or {}
+    network = content.get("network") or {}
+    if not isinstance(network, dict) or not all(
+        isinstance(network.get(key, []), list)
+        for key in ("input_shape", "unit_parameters")
+    ):
+        raise bad(f"network must hold lists; got {network!r}")
     return Decoupling(
         str(content["architecture"]),
         tuple(names),
@@ -242,7 +258,24 @@ def _parse(content, path, fix) -> Decoupling:
         beta,
         decouplings,
         dict(search) if isinstance(search, dict) else {},
+        dict(network),
     )
+
+
+def network_facts(network) -> dict:
+    """What a decoupling file records of a built `localgrad.Network`.
+
+    Example:
+
+    ```python
+    network_facts(localgrad.models.build("vgg11", (8, 8, 1), 10, 0.125))
+    # {"input_shape": [8, 8, 1], "unit_parameters": [104, 1216, ...]}
+    ```
+    """
+    return {
+        "input_shape": [int(side) for side in network.example_shape],
+        "unit_parameters": [int(unit.count_params()) for unit in network.units],
+    }
 
 
 def _check_network(found, network, path):
@@ -257,6 +290,18 @@ def _check_network(found, network, path):
             "(localgrad-search with its model and width) or build the network "
             "the file was searched on."
         )
+    facts = network_facts(network)
+    for key, what in (
+        ("input_shape", "input shape"),
+        ("unit_parameters", "parameters per unit (its width)"),
+    ):
+        if key in found.network and found.network[key] != facts[key]:
+            raise ValueError(
+                f"{path} was searched on a {found.architecture} with "
+                f"{what} {found.network[key]}, but this network's are "
+                f"{facts[key]}: search it at this width and input shape, "
+                "or build the network the search used."
+            )
 
 
 def _strings(values) -> bool:

@@ -16,6 +16,7 @@ def make_decoupling(
     alpha_softmax,
     beta_softmax,
     search: dict | None = None,
+    network: dict | None = None,
 ) -> Decoupling:
     """A `Decoupling` with the decouplings of every K computed.
 
@@ -36,6 +37,7 @@ def make_decoupling(
         beta_softmax,
         {},
         dict(search or {}),
+        dict(network or {}),
     )
     decouplings = {
         k: discretize(partial, k) for k in range(1, len(unit_names) + 1)

@@ -34,6 +34,8 @@ class SearchResult:
         history: One dict per logged meta-iteration (`meta_iteration`,
             `objective`, `seconds_per_iteration`).
         settings: The search's settings, recorded in the artefact.
+        network: The searched network's input shape and parameters per
+            unit (`localgrad.decoupling_file.network_facts`).
     """
 
     alpha: np.ndarray
@@ -43,6 +45,7 @@ class SearchResult:
     unit_names: tuple
     history: list = dataclasses.field(default_factory=list)
     settings: dict = dataclasses.field(default_factory=dict)
+    network: dict = dataclasses.field(default_factory=dict)
 
     @property
     def alpha_softmax(self) -> np.ndarray:
@@ -67,6 +70,7 @@ class SearchResult:
             self.alpha_softmax,
             self.beta_softmax,
             search=self.settings,
+            network=self.network,
         )
 
     def write_artefacts(self, workdir: str) -> None:

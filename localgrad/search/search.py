@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from localgrad.data import holdout_mask
+from localgrad.decoupling_file import network_facts
 from localgrad.network import Network
 from localgrad.search.batches import BatchSampler
 from localgrad.search.checkpoint import SearchCheckpoint
@@ -305,6 +306,7 @@ class Search:
             settings=dict(
                 self.settings, meta_iterations_done=int(self.meta_iteration)
             ),
+            network=network_facts(self.network),
         )
 
     def snapshot_steps(self) -> list[int]:
