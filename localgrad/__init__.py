@@ -30,9 +30,11 @@ from localgrad import (
     asynchrony,
     boundaries,
     callbacks,
+    configs,
     data,
     distribute,
     ensemble,
+    errors,
     export,
     heads,
     models,
@@ -42,6 +44,7 @@ from localgrad import (
 from localgrad.associated import AssociatedModel
 from localgrad.asynchrony import AsyncOrder, ReplayBuffer
 from localgrad.block_transport import BlockTransport
+from localgrad.errors import UserError
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 from localgrad.profile import UnitProfile, format_profile, profile

@@ -3,12 +3,12 @@ one line.
 
 `run(main)` replaces `absl.app.run(main)`. A user error — a bad flag or
 config field, a config file that does not load, a check of localgrad's
-that refuses a value, a missing file — prints `error: <message>` as one
-line on stderr, without a traceback, and exits with status
-`EXIT_BAD_INPUT` (2). With `--verbosity=1` (or higher), or with the
-environment variable `LOCALGRAD_TRACEBACK=1`, the traceback is printed
-above that line. Any other exception is unexpected: it keeps its
-traceback and Python's exit status 1.
+that refuses a value (`localgrad.UserError`), a missing file, a full disk
+— prints `error: <message>` as one line on stderr, without a traceback,
+and exits with status `EXIT_BAD_INPUT` (2). With `--verbosity=1` (or
+higher), or with the environment variable `LOCALGRAD_TRACEBACK=1`, the
+traceback is printed above that line. Any other exception is
+unexpected: it keeps its traceback and Python's exit status 1.
 
 `--help` prints the doc and flags of the module that defines `main` (the
 command's, also when started as a console script) and exits 0.
@@ -17,19 +17,30 @@ What counts as a user error:
 
 - a flag or config-file error while absl parses the flags (config files
   load then): an unknown field, a bad value, a config's own `ValueError`;
-- `ValueError` or `OSError` raised by localgrad's own code, a binary, or
-  `ml_collections.config_flags` (a config file that failed to load);
+- `localgrad.UserError`, which localgrad raises where it checks its input;
 - `FileNotFoundError`, `NotADirectoryError`, `IsADirectoryError` or
-  `PermissionError` from anywhere (their message names the path);
+  `PermissionError` from anywhere (their message names the path), and an
+  `OSError` saying that the disk is full;
 - `absl.app.UsageError`.
+
+A worker of the cluster that stops answering (`WorkerLostError`) ends
+the command as a frozen one does: one line naming the task and how to
+restart it, exit status 75 (the run resumes from its checkpoints).
+
+Anything else, a `ValueError` from inside localgrad included, is a bug.
 """
 
+import errno
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 
 from absl import app, flags
+
+from localgrad.distribute.frozen_workers import FROZEN_WORKER_EXIT_CODE
+from localgrad.distribute.lost_workers import WorkerLostError
+from localgrad.errors import UserError
 
 EXIT_BAD_INPUT = 2
 TRACEBACK_VARIABLE = "LOCALGRAD_TRACEBACK"
@@ -41,12 +52,6 @@ _PATH_ERRORS = (
     NotADirectoryError,
     IsADirectoryError,
     PermissionError,
-)
-# Where a ValueError or OSError is a check's refusal, not a bug: files
-# whose path contains one of these.
-_CHECKING_CODE = (
-    os.path.dirname(os.path.abspath(__file__)) + os.sep,
-    os.sep + os.path.join("ml_collections", "config_flags") + os.sep,
 )
 
 
@@ -76,21 +81,30 @@ def run(
     if _help_wanted(sys.argv if argv is None else argv):
         print(_help(main))
         sys.exit(0)
-    checking = _CHECKING_CODE + (os.path.abspath(sys.argv[0]),)
 
     def guarded_main(args):
         # Read now: a main may change absl's verbosity (export does).
         verbose = _traceback_wanted()
         try:
             return main(args)
-        except app.UsageError as error:
+        except (app.UsageError, UserError, *_PATH_ERRORS) as error:
             _refuse(error, verbose)
-        except _PATH_ERRORS as error:
-            _refuse(error, verbose)
-        except (ValueError, OSError) as error:
-            if not _raised_in(error, checking):
+        except WorkerLostError as error:
+            if verbose:
+                traceback.print_exception(error, file=sys.stderr)
+            sys.stderr.write(f"WorkerLostError: {one_line(str(error))}\n")
+            sys.stderr.flush()
+            sys.exit(FROZEN_WORKER_EXIT_CODE)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            _refuse(error, verbose)
+            _refuse(
+                error,
+                verbose,
+                f"{error}: free some space, then run the same command "
+                "again (a training run or search resumes from its last "
+                "checkpoint).",
+            )
 
     app.run(guarded_main, argv=argv, flags_parser=_parse_flags)
 
@@ -152,17 +166,6 @@ def _traceback_wanted():
     wanted = os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0")
     verbosity = flags.FLAGS["verbosity"]
     return wanted or (verbosity.present and verbosity.value >= 1)
-
-
-def _raised_in(error, places):
-    """Whether `error` was raised in a file whose path contains a place."""
-    frame = error.__traceback__
-    while frame is not None and frame.tb_next is not None:
-        frame = frame.tb_next
-    if frame is None:
-        return False
-    filename = os.path.abspath(frame.tb_frame.f_code.co_filename)
-    return any(place in filename for place in places)
 
 
 def _refuse(error, show_traceback, message=None):

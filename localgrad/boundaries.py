@@ -7,6 +7,8 @@ units 1-5, 6-12, 13 and 14-16.
 
 from collections.abc import Sequence
 
+from localgrad.errors import UserError
+
 
 def validate_boundaries(boundaries: Sequence[int], num_units: int) -> list:
     """Checks boundaries against a network of `num_units` units.
@@ -32,18 +34,18 @@ def validate_boundaries(boundaries: Sequence[int], num_units: int) -> list:
     result = []
     for boundary in boundaries:
         if isinstance(boundary, bool) or int(boundary) != boundary:
-            raise ValueError(f"Boundary {boundary!r} is not an integer.")
+            raise UserError(f"Boundary {boundary!r} is not an integer.")
         result.append(int(boundary))
     for boundary in result:
         if not 1 <= boundary <= num_units - 1:
-            raise ValueError(
+            raise UserError(
                 f"Boundary {boundary} is out of range: with {num_units} units "
                 f"a boundary must be in 1..{num_units - 1} (a block ends "
                 "after that unit; the last block always ends after the last "
                 "unit, so it needs no boundary)."
             )
     if result != sorted(set(result)):
-        raise ValueError(
+        raise UserError(
             f"Boundaries {result} must be strictly increasing, without "
             f"duplicates; did you mean {sorted(set(result))}?"
         )
@@ -160,13 +162,13 @@ def resolve_boundaries(
             boundaries, or an unknown balance.
     """
     if (num_blocks is None) == (boundaries is None):
-        raise ValueError(
+        raise UserError(
             "Give exactly one of num_blocks (e.g. num_blocks=4) or "
             "boundaries (e.g. boundaries=[5, 12, 13])."
         )
     if boundaries is not None:
         if balance is not None:
-            raise ValueError(
+            raise UserError(
                 "balance= chooses boundaries; it cannot be combined with "
                 "explicit boundaries. Pass num_blocks with balance."
             )
@@ -174,7 +176,7 @@ def resolve_boundaries(
     if balance is None:
         return uniform_boundaries(network.num_units, num_blocks)
     if balance not in ("memory", "compute"):
-        raise ValueError(
+        raise UserError(
             f"Unknown balance={balance!r}; use None, 'memory' or 'compute'."
         )
     from localgrad.profile import profile  # Traces the network: only here.
@@ -189,7 +191,7 @@ def resolve_boundaries(
 
 def _check_num_blocks(num_blocks, num_units):
     if not 1 <= num_blocks <= num_units:
-        raise ValueError(
+        raise UserError(
             f"num_blocks={num_blocks} is out of range: a network with "
             f"{num_units} units can be split into 1..{num_units} blocks."
         )

@@ -17,11 +17,13 @@ import zipfile
 
 import numpy as np
 
+from localgrad.errors import UserError
+
 _META = "meta"
 _ZIP_MAGIC = b"PK\x03\x04"  # How every .npz (zip) file starts.
 
 
-class DamagedFileError(ValueError):
+class DamagedFileError(UserError):
     """A checkpoint file that cannot be read back as it was written."""
 
 
@@ -44,7 +46,7 @@ def write_arrays(path: str, arrays: dict, meta: dict) -> None:
         ValueError: if an array is named `"meta"`.
     """
     if _META in arrays:
-        raise ValueError(f"An array may not be named {_META!r}.")
+        raise UserError(f"An array may not be named {_META!r}.")
     arrays = {name: np.asarray(value) for name, value in arrays.items()}
     manifest = {name: _describe(value) for name, value in arrays.items()}
     content = dict(arrays)

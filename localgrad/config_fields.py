@@ -24,6 +24,8 @@ from typing import Any
 
 from ml_collections import config_dict
 
+from localgrad.errors import UserError
+
 
 @dataclasses.dataclass(frozen=True)
 class Field:
@@ -55,11 +57,11 @@ class Field:
 
     def __post_init__(self):
         if not self.doc.strip() or "\n" in self.doc:
-            raise ValueError(
+            raise UserError(
                 f"Field {self.name!r} needs a one-line doc; got {self.doc!r}."
             )
         if self.default is None and self.value_type is None:
-            raise ValueError(
+            raise UserError(
                 f"Field {self.name!r} defaults to None: give its type "
                 "(value_type=str, int, ...) so that it can be set later."
             )

@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from localgrad.errors import UserError
+
 FORMAT = "localgrad.decoupling"
 VERSION = 1
 _KEYS = (
@@ -82,7 +84,7 @@ class Decoupling:
             ValueError: if K is not in 1..L.
         """
         if num_blocks not in self.decouplings:
-            raise ValueError(
+            raise UserError(
                 f"num_blocks={num_blocks!r} is out of range: this search "
                 f"covers K = 1..{self.num_units} for "
                 f"{self.architecture!r} ({self.num_units} units)."
@@ -160,27 +162,27 @@ def read_decoupling(path: str, network=None) -> Decoupling:
         with open(path) as file:
             content = json.load(file)
     except FileNotFoundError as error:
-        raise ValueError(
+        raise UserError(
             f"No decoupling file at {path}: run localgrad-search with "
             "--workdir=<dir> first and pass <dir>/decoupling.json."
         ) from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(
+        raise UserError(
             f"{path} is not valid JSON ({error}); the file is corrupt. {fix}"
         ) from error
     if not isinstance(content, dict) or content.get("format") != FORMAT:
-        raise ValueError(
+        raise UserError(
             f"{path} is not a localgrad decoupling file (its 'format' is "
             f"not {FORMAT!r}). Pass the decoupling.json a search wrote."
         )
     if content.get("version") != VERSION:
-        raise ValueError(
+        raise UserError(
             f"{path} has format version {content.get('version')!r}; this "
             f"localgrad reads version {VERSION}. {fix}"
         )
     missing = [key for key in _KEYS if key not in content]
     if missing:
-        raise ValueError(f"{path} lacks the keys {missing}. {fix}")
+        raise UserError(f"{path} lacks the keys {missing}. {fix}")
     found = _parse(content, path, fix)
     if network is not None:
         _check_network(found, network, path)
@@ -282,7 +284,7 @@ def _check_network(found, network, path):
     mine = (network.architecture, network.num_units)
     theirs = (found.architecture, found.num_units)
     if mine != theirs or list(network.unit_names) != list(found.unit_names):
-        raise ValueError(
+        raise UserError(
             f"{path} was searched on {found.architecture!r} with "
             f"{found.num_units} units {list(found.unit_names)}, but the "
             f"network is {network.architecture!r} with {network.num_units} "
@@ -296,7 +298,7 @@ def _check_network(found, network, path):
         ("unit_parameters", "parameters per unit (its width)"),
     ):
         if key in found.network and found.network[key] != facts[key]:
-            raise ValueError(
+            raise UserError(
                 f"{path} was searched on a {found.architecture} with "
                 f"{what} {found.network[key]}, but this network's are "
                 f"{facts[key]}: search it at this width and input shape, "

@@ -20,6 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from localgrad.errors import UserError
+
 DEFAULT_BATCH_SIZE = 32
 
 
@@ -45,7 +47,7 @@ def check_num_heads(
         or not isinstance(num_heads, (int, np.integer))
         or not 1 <= num_heads <= num_blocks
     ):
-        raise ValueError(
+        raise UserError(
             f"{argument}={num_heads!r}: a model with {num_blocks} block(s) "
             f"has {num_blocks} head(s) to ensemble (the network's "
             "classifier and one auxiliary head per non-last block). Use "
@@ -141,7 +143,7 @@ def evaluate_ensemble(
             batch
         )
         if labels is None:
-            raise ValueError(
+            raise UserError(
                 "evaluate_ensemble needs labels: the dataset must yield "
                 "(x, y) or (x, y, sample_weight) batches."
             )
@@ -151,7 +153,7 @@ def evaluate_ensemble(
         correct += float(batch_correct)
         total += float(batch_total)
     if total == 0.0:
-        raise ValueError(
+        raise UserError(
             "evaluate_ensemble got no examples (or only zero sample "
             "weights); pass a non-empty x."
         )
@@ -161,28 +163,28 @@ def evaluate_ensemble(
 def _as_dataset(x, y, batch_size):
     if isinstance(x, tf.data.Dataset):
         if y is not None:
-            raise ValueError(
+            raise UserError(
                 "Give y only with array inputs: a dataset already yields "
                 "(x, y) batches."
             )
         if batch_size is not None:
-            raise ValueError(
+            raise UserError(
                 "batch_size applies to array inputs only; batch the "
                 "dataset itself."
             )
         return x
     if y is None:
-        raise ValueError(
+        raise UserError(
             "evaluate_ensemble(x, y) needs the labels y of the inputs x "
             "(or a tf.data.Dataset of (x, y) batches as x)."
         )
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y):
-        raise ValueError(
+        raise UserError(
             f"x has {len(x)} examples but y has {len(y)} labels; give one "
             "label per example."
         )
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+        raise UserError(f"batch_size must be >= 1; got {batch_size}.")
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.errors import UserError
+
 
 @dataclasses.dataclass(frozen=True)
 class CutPoint:
@@ -66,7 +68,7 @@ def find_cut_points(model: keras.Model) -> list[CutPoint]:
     for position, operation in enumerate(operations):
         for tensor in _flat(operation.input):
             if producer.get(id(tensor), position) >= position:
-                raise ValueError(
+                raise UserError(
                     f"Layer {operation.name!r} of model {model.name!r} reads "
                     "a tensor that no layer of this graph outputs on its "
                     "first call: a layer before it is called more than once "
@@ -79,7 +81,7 @@ def find_cut_points(model: keras.Model) -> list[CutPoint]:
             producer[id(tensor)] = position
             last_use[id(tensor)] = position
     if id(model_output) not in producer:
-        raise ValueError(
+        raise UserError(
             f"The output of model {model.name!r} is not computed by its "
             "operations; from_functional needs a model whose layers are "
             "called once, in this model."
@@ -136,7 +138,7 @@ def split(
     """
     points = find_cut_points(model)
     if not points:
-        raise ValueError(
+        raise UserError(
             f"Model {model.name!r} has no cut point: every layer before its "
             "output sits inside a skip connection, so it is a single unit. "
             "Wrap it with localgrad.Network(units=[model_body], ...) instead."
@@ -165,7 +167,7 @@ def split(
 
 def _graph(model):
     if isinstance(model, keras.Sequential):
-        raise ValueError(
+        raise UserError(
             f"Model {model.name!r} is a keras.Sequential: wrap it with "
             "localgrad.Network.from_sequential(model) (every layer is a cut "
             "point of a Sequential)."
@@ -173,14 +175,14 @@ def _graph(model):
     inputs = getattr(model, "inputs", None)
     outputs = getattr(model, "outputs", None)
     if not inputs or not outputs or not hasattr(model, "operations"):
-        raise ValueError(
+        raise UserError(
             f"Model {model.name!r} is not a functional model (no symbolic "
             "inputs and outputs), so it has no graph to cut: build it as "
             "keras.Model(inputs, outputs), or give localgrad.Network its "
             "units directly."
         )
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(
+        raise UserError(
             f"Model {model.name!r} has {len(inputs)} inputs and "
             f"{len(outputs)} outputs; a localgrad Network has one input "
             "and one output (the logits). Wrap the part of the model with "
@@ -205,14 +207,14 @@ def _used_up(last_use, position):
 def _classifier_cut(name, operations, points):
     by_name = {op.name: op for op in operations}
     if name not in by_name:
-        raise ValueError(
+        raise UserError(
             f"classifier_from={name!r} is not a layer of the model"
             f"{_close_names(name, by_name)}."
         )
     inputs = _flat(by_name[name].input)
     found = [p for p in points if len(inputs) == 1 and p.tensor is inputs[0]]
     if not found:
-        raise ValueError(
+        raise UserError(
             f"classifier_from={name!r} must be a layer whose only input is a "
             "cut point (the classifier takes one tensor); valid choices "
             "follow the cut points "
@@ -227,7 +229,7 @@ def _chosen(names, operations, points, candidates, last):
     chosen = []
     for name in names:
         if name not in positions:
-            raise ValueError(
+            raise UserError(
                 f"cut_at name {name!r} is not a layer of the model"
                 f"{_close_names(name, by_point)}. "
                 "Network.cut_points(model) lists every valid cut point."
@@ -236,7 +238,7 @@ def _chosen(names, operations, points, candidates, last):
             around = _neighbours(
                 operations[positions[name]], operations, points
             )
-            raise ValueError(
+            raise UserError(
                 f"cut_at name {name!r} is not a cut point: its output is "
                 "not the only tensor the rest of the graph needs (it is "
                 "inside a skip connection, or the layer has several "
@@ -244,7 +246,7 @@ def _chosen(names, operations, points, candidates, last):
                 f"{around}."
             )
         if by_point[name] not in candidates:
-            raise ValueError(
+            raise UserError(
                 f"cut_at name {name!r} is at or after the start of the "
                 f"classifier (which follows {last.name!r}); choose cut "
                 "points before it, or move the classifier with "
@@ -252,7 +254,7 @@ def _chosen(names, operations, points, candidates, last):
             )
         chosen.append(by_point[name])
     if [p.position for p in chosen] != sorted({p.position for p in chosen}):
-        raise ValueError(
+        raise UserError(
             f"cut_at={names} must list distinct cut points in the order "
             f"they appear in the model: {sorted(names, key=positions.get)}."
         )

@@ -17,6 +17,7 @@ from localgrad.blocks.training_state import (
     clone_optimizer,
 )
 from localgrad.blocks.transport_objective import TransportObjective
+from localgrad.errors import UserError
 
 
 class GreedyCompile:
@@ -58,7 +59,7 @@ class GreedyCompile:
         `keras.callbacks.BackupAndRestore`) stores their state.
         """
         if loss is None:
-            raise ValueError(
+            raise UserError(
                 "GreedyModel.compile needs a loss: every block's local loss "
                 "is this loss on its head's logits."
             )

@@ -7,6 +7,7 @@ an executor holds in flight.
 """
 
 from localgrad.blocks.executors import EXECUTORS, Executor
+from localgrad.errors import UserError
 
 
 class GreedyExecution:
@@ -43,14 +44,14 @@ class GreedyExecution:
         if blocks is not None:
             blocks = sorted(set(int(k) for k in blocks))
             if not blocks or not all(0 <= k < self.num_blocks for k in blocks):
-                raise ValueError(
+                raise UserError(
                     f"trained_blocks={blocks} must name at least one block "
                     f"in 0..{self.num_blocks - 1}."
                 )
             if self._execution == "pipelined" and len(blocks) < len(
                 self.blocks
             ):
-                raise ValueError(
+                raise UserError(
                     f"trained_blocks={blocks}, but the model trains "
                     "pipelined, where every block trains at every step: a "
                     "sequential or multi-lap schedule cannot be pipelined. "
@@ -83,11 +84,11 @@ class GreedyExecution:
         if isinstance(name, Executor):
             executor, name = name, name.name
         if name not in EXECUTORS:
-            raise ValueError(
+            raise UserError(
                 f"Unknown execution {name!r}; use one of {sorted(EXECUTORS)}."
             )
         if name == "pipelined" and len(self.trained_blocks) < self.num_blocks:
-            raise ValueError(
+            raise UserError(
                 f"Cannot train pipelined while trained_blocks="
                 f"{self.trained_blocks}: pipelining trains every block at "
                 "every step. Drop the sequential or multi-lap schedule."
@@ -96,7 +97,7 @@ class GreedyExecution:
             name == "pipelined"
             and self.distribute_strategy.num_replicas_in_sync > 1
         ):
-            raise ValueError(
+            raise UserError(
                 "Pipelined training runs the blocks' all-reduces "
                 "concurrently, which a multi-device strategy cannot order; "
                 "train with MirroredStrategy synchronously (no "

@@ -19,6 +19,7 @@ from localgrad.blocks.hand_over import HandOver
 from localgrad.blocks.summary import block_summary_lines
 from localgrad.blocks.transport_objective import block_transports
 from localgrad.decoupling_file import read_decoupling
+from localgrad.errors import UserError
 from localgrad.greedy_compile import GreedyCompile
 from localgrad.greedy_execution import GreedyExecution
 from localgrad.greedy_steps import GreedySteps
@@ -136,7 +137,7 @@ class GreedyModel(GreedyCompile, GreedyExecution, GreedySteps, keras.Model):
             devices, len(self.block_ranges)
         )
         if devices and self.distribute_strategy.num_replicas_in_sync > 1:
-            raise ValueError(
+            raise UserError(
                 "devices= places blocks on devices; a multi-device "
                 "distribution strategy places replicas. Use one of them: "
                 "build the model outside the strategy's scope, or drop "

@@ -9,6 +9,8 @@ mixed precision.
 import keras
 from keras import ops
 
+from localgrad.errors import UserError
+
 # Added under the square root of the variance and to the norms, so that
 # constant channels and all-zero rows give finite values and gradients.
 EPSILON = 1e-8
@@ -133,7 +135,7 @@ def similarity_matching_loss(
         variance = ops.var(features, axis=(1, 2))
         features = ops.sqrt(variance + EPSILON)
     elif len(features.shape) != 2:
-        raise ValueError(
+        raise UserError(
             "similarity_matching_loss needs features of shape (B, H, W, C) "
             f"or (B, C); got shape {tuple(features.shape)}."
         )

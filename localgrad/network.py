@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.errors import UserError
 from localgrad.graph_cuts import find_cut_points, split
 
 
@@ -56,11 +57,11 @@ class Network(keras.Model):
     ):
         super().__init__(**kwargs)
         if not units:
-            raise ValueError("A Network needs at least one unit; got none.")
+            raise UserError("A Network needs at least one unit; got none.")
         if isinstance(light_head_reduction, bool) or not (
             isinstance(light_head_reduction, int) and light_head_reduction >= 1
         ):
-            raise ValueError(
+            raise UserError(
                 "light_head_reduction must be an integer >= 1 (the light "
                 "heads' first 1x1 conv keeps C // light_head_reduction "
                 f"channels); got {light_head_reduction!r}."
@@ -111,7 +112,7 @@ class Network(keras.Model):
         """
         layers = list(model.layers)
         if len(layers) < 2:
-            raise ValueError(
+            raise UserError(
                 "from_sequential needs at least two layers (units and a "
                 f"classifier); the model has {len(layers)}."
             )
@@ -121,7 +122,7 @@ class Network(keras.Model):
         if any(b <= a for a, b in zip([0] + unit_ends, unit_ends)) or unit_ends[
             -1
         ] >= len(layers):
-            raise ValueError(
+            raise UserError(
                 f"unit_ends={unit_ends} must be strictly increasing layer "
                 f"indices in 1..{len(layers) - 1}, so that every unit holds "
                 "at least one layer and at least one layer is left for the "
@@ -131,7 +132,7 @@ class Network(keras.Model):
             try:
                 input_shape = tuple(model.input_shape[1:])
             except (AttributeError, ValueError) as error:
-                raise ValueError(
+                raise UserError(
                     "The Sequential model has no known input shape: start it "
                     "with keras.Input(shape) or pass input_shape=..."
                 ) from error
@@ -195,7 +196,7 @@ class Network(keras.Model):
         units, classifier = split(model, cut_at, classifier_from)
         input_shape = tuple(model.inputs[0].shape[1:])
         if any(side is None for side in input_shape):
-            raise ValueError(
+            raise UserError(
                 f"Model {model.name!r} has input shape {input_shape} with an "
                 "unknown side; build it with a fixed input shape, e.g. "
                 "keras.applications.ResNet50(input_shape=(64, 64, 3), ...)."

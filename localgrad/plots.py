@@ -5,6 +5,8 @@ from collections.abc import Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from localgrad.errors import UserError
+
 
 def plot_accuracy_by_block(
     depths: Sequence[int],
@@ -47,12 +49,12 @@ def plot_accuracy_by_block(
     depths = [int(d) for d in depths]
     accuracies = [float(a) for a in accuracies]
     if not depths or len(depths) != len(accuracies):
-        raise ValueError(
+        raise UserError(
             f"Give one accuracy per head depth; got {len(depths)} depths "
             f"and {len(accuracies)} accuracies."
         )
     if head_names is not None and len(head_names) != len(depths):
-        raise ValueError(
+        raise UserError(
             f"Got {len(head_names)} head names for {len(depths)} heads."
         )
     figure = Figure(figsize=(6.4, 4.2), dpi=100)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from localgrad.errors import UserError
 from localgrad.network import Network
 
 MATMUL_OPS = ("MatMul", "BatchMatMulV2", "BatchMatMulV3")
@@ -90,7 +91,7 @@ def profile(
             have unknown dimensions besides the batch.
     """
     if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(
+        raise UserError(
             f"batch_size must be a positive integer; got {batch_size!r}."
         )
     batch_size = int(batch_size)
@@ -242,7 +243,7 @@ def _per_example_size(tensor, unit_name):
     """Number of elements of `tensor` per example (batch dimension = 1)."""
     dims = tensor.shape.as_list()[1:]
     if any(dim is None for dim in dims):
-        raise ValueError(
+        raise UserError(
             f"Cannot profile unit {unit_name!r}: its tensor {tensor.name} has "
             f"shape {tensor.shape}, with unknown dimensions besides the "
             "batch. Give the network a fully known input shape."

@@ -16,6 +16,7 @@ from localgrad.asynchrony.sampling import SAMPLINGS, check_sampling
 from localgrad.asynchrony.slowdown import parse_slowdown, validate_slowdown
 from localgrad.config_fields import config_from
 from localgrad.distribute.addresses import parse_cluster
+from localgrad.errors import UserError
 from localgrad.search.published import (
     PUBLISHED,
     PUBLISHED_HEAD_WIDTH,
@@ -83,7 +84,7 @@ def apply_variant(config: config_dict.ConfigDict, variant: str) -> None:
         return
     method, _, blocks = variant.partition("_k")
     if method not in ("dgl", "predsim", "associated") or not blocks.isdigit():
-        raise ValueError(
+        raise UserError(
             f"Unknown variant {variant!r}: use 'backprop', 'dgl_k<K>', "
             "'predsim_k<K>' or 'associated_k<K>' (e.g. 'dgl_k4')."
         )
@@ -150,7 +151,7 @@ def paper_recipe(
             `"sedona"` for a pair without a published decoupling.
     """
     if dataset not in PAPER_RECIPES:
-        raise ValueError(
+        raise UserError(
             f"No paper recipe for {dataset!r}; recipes exist for "
             f"{', '.join(PAPER_RECIPES)}."
         )
@@ -165,7 +166,7 @@ def paper_recipe(
     if variant == "sedona":
         if (dataset, model) not in PUBLISHED:
             listed = ", ".join(f"{d}/{m}" for d, m in PUBLISHED)
-            raise ValueError(
+            raise UserError(
                 f"No published SEDONA decoupling for {model} on {dataset} "
                 f"(published: {listed}); search one with localgrad-search and "
                 "pass --config.decoupling=<decoupling.json>."
@@ -179,7 +180,7 @@ def paper_recipe(
 
 
 def check_config(config: config_dict.ConfigDict) -> None:
-    """Raises a `ValueError` naming the first bad field of `config`.
+    """Raises a `UserError` naming the first bad field of `config`.
 
     Checks names against the known choices and numbers against their
     ranges; model and data set names are checked by their own modules.
@@ -189,18 +190,18 @@ def check_config(config: config_dict.ConfigDict) -> None:
     ```python
     config = default_config()
     config.method = "dni"
-    check_config(config)  # ValueError: Unknown method 'dni' ...
+    check_config(config)  # UserError: Unknown method 'dni' ...
     ```
 
     Args:
         config: A config built from `default_config()`.
 
     Raises:
-        ValueError: for an unknown field, or a field with a bad value.
+        UserError: for an unknown field, or a field with a bad value.
     """
     unknown = sorted(set(config.keys()) - set(default_config().keys()))
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"Unknown config field(s) {unknown}; the fields are those of "
             "localgrad.train_config.default_config()."
         )
@@ -215,50 +216,53 @@ def check_config(config: config_dict.ConfigDict) -> None:
         _check_positive_int(name, config[name])
     _check_positive_int("steps_per_execution", config.steps_per_execution)
     _check_positive_int("keep_checkpoints", config.keep_checkpoints)
+    if not 0 <= config.seed < 2**32:
+        # numpy's and TensorFlow's seeds are unsigned 32-bit integers.
+        raise UserError(f"seed must be in 0..{2**32 - 1}; got {config.seed}.")
     if config.precise_bn_batches != 0:
         _check_positive_int("precise_bn_batches", config.precise_bn_batches)
     if config.steps_per_epoch is not None:
         _check_positive_int("steps_per_epoch", config.steps_per_epoch)
         if config.steps_per_epoch % config.steps_per_execution:
-            raise ValueError(
+            raise UserError(
                 f"steps_per_epoch={config.steps_per_epoch} must be a "
                 "multiple of steps_per_execution="
                 f"{config.steps_per_execution}."
             )
     if config.head_width is not None and not config.head_width > 0:
-        raise ValueError(
+        raise UserError(
             f"head_width must be > 0 (or unset); got {config.head_width}."
         )
     if not config.learning_rate > 0:
-        raise ValueError(
+        raise UserError(
             f"learning_rate must be > 0; got {config.learning_rate}."
         )
     if not 0.0 <= config.label_smoothing < 1.0:
-        raise ValueError(
+        raise UserError(
             f"label_smoothing must be in [0, 1); got {config.label_smoothing}."
         )
     if config.weight_decay < 0 or config.momentum < 0:
-        raise ValueError(
+        raise UserError(
             "weight_decay and momentum must be >= 0; got "
             f"{config.weight_decay} and {config.momentum}."
         )
     if config.warmup_epochs < 0 or (
         config.warmup_epochs > 0 and config.lr_schedule != "cosine"
     ):
-        raise ValueError(
+        raise UserError(
             f"warmup_epochs={config.warmup_epochs} needs lr_schedule="
             "'cosine' and a value >= 0."
         )
     if (
         config.lr_decay_epochs or config.lr_decay_factors
     ) and config.lr_schedule != "step":
-        raise ValueError(
+        raise UserError(
             "lr_decay_epochs and lr_decay_factors are for lr_schedule="
             f"'step'; got lr_schedule={config.lr_schedule!r}."
         )
     factors = tuple(config.lr_decay_factors)
     if factors and len(factors) != len(config.lr_decay_epochs):
-        raise ValueError(
+        raise UserError(
             f"lr_decay_factors={factors} needs one factor per entry of "
             f"lr_decay_epochs={tuple(config.lr_decay_epochs)}; or leave it "
             "empty to multiply by lr_decay_factor at each."
@@ -266,9 +270,7 @@ def check_config(config: config_dict.ConfigDict) -> None:
     if not all(
         isinstance(factor, (int, float)) and factor > 0 for factor in factors
     ):
-        raise ValueError(
-            f"lr_decay_factors must be numbers > 0; got {factors}."
-        )
+        raise UserError(f"lr_decay_factors must be numbers > 0; got {factors}.")
     _check_devices(config.devices)
     _check_cluster(config.cluster, config.cluster_timeout)
     _check_method(config)
@@ -292,12 +294,12 @@ def schedule_epochs(num_blocks: int, e1: float, e2: float) -> float:
 def _check_schedule(config):
     _check_positive_int("laps", config.laps)
     if config.laps != 1 and config.schedule != "multilap":
-        raise ValueError(
+        raise UserError(
             f"laps={config.laps} is for schedule='multilap'; got schedule="
             f"{config.schedule!r}."
         )
     if not (config.e1 > 0 and config.e2 >= 0):
-        raise ValueError(
+        raise UserError(
             "e1 (epochs of block 0) must be > 0 and e2 (epochs each deeper "
             f"block adds) >= 0; got e1={config.e1}, e2={config.e2}."
         )
@@ -305,14 +307,14 @@ def _check_schedule(config):
         return
     epochs = schedule_epochs(config.num_blocks, config.e1, config.e2)
     if abs(epochs - round(epochs)) > 1e-9:
-        raise ValueError(
+        raise UserError(
             f"schedule={config.schedule!r} with e1={config.e1}, e2="
             f"{config.e2} trains num_blocks={config.num_blocks} blocks for "
             f"{epochs:g} epochs, not a whole number: choose e1 and e2 whose "
             "sum over the blocks is whole."
         )
     if abs(epochs - config.epochs) > 1e-9:
-        raise ValueError(
+        raise UserError(
             f"schedule={config.schedule!r} trains block k for e1 + k*e2 "
             f"epochs (e1={config.e1}, e2={config.e2}), {epochs:g} epochs "
             f"for num_blocks={config.num_blocks}, but epochs="
@@ -324,29 +326,29 @@ def _check_schedule(config):
 def _check_transport(config):
     tau, step = config.transport_tau, config.uzawa_step
     if tau is not None and step is not None:
-        raise ValueError(
+        raise UserError(
             f"transport_tau={tau} (a fixed step) and uzawa_step={step} (the "
             "adaptive multiplier) are two kinds of transport "
             "regularization: set one of them."
         )
     if config.transport_varying and tau is None:
-        raise ValueError(
+        raise UserError(
             "transport_varying=True halves transport_tau for the first half "
             "of the blocks: set transport_tau too (e.g. "
             "--config.transport_tau=1)."
         )
     if config.uzawa_every is not None and step is None:
-        raise ValueError(
+        raise UserError(
             f"uzawa_every={config.uzawa_every} is the period of the Uzawa "
             "update: set uzawa_step too (e.g. --config.uzawa_step=1)."
         )
     if tau is not None and not tau > 0:
-        raise ValueError(
+        raise UserError(
             f"transport_tau must be > 0 (inf for no term); got {tau}. A "
             "smaller tau weighs the term more: term / (2 tau)."
         )
     if step is not None and not (step > 0 and math.isfinite(step)):
-        raise ValueError(f"uzawa_step must be a number > 0; got {step}.")
+        raise UserError(f"uzawa_step must be a number > 0; got {step}.")
     if config.uzawa_every is not None:
         _check_positive_int("uzawa_every", config.uzawa_every)
 
@@ -360,7 +362,7 @@ def _check_async(config):
             if value != ASYNC_DEFAULTS[name]
         )
         if changed:
-            raise ValueError(
+            raise UserError(
                 f"{changed} are for schedule='async' (got schedule="
                 f"{config.schedule!r}); set --config.schedule=async or drop "
                 "them."
@@ -371,7 +373,7 @@ def _check_async(config):
         _check_choice("sampling", config.sampling, SAMPLINGS)
     check_sampling(config.sampling, config.max_reuse)
     if config.method == "backprop":
-        raise ValueError(
+        raise UserError(
             "schedule='async' needs several blocks; method='backprop' has "
             "one. Use method='dgl' or 'predsim'."
         )
@@ -382,7 +384,7 @@ def _check_devices(devices):
     if isinstance(devices, str) or not all(
         isinstance(name, str) and name.startswith("/") for name in devices
     ):
-        raise ValueError(
+        raise UserError(
             f"devices={devices!r} must be a list of device names such as "
             "('/gpu:0', '/gpu:1') or ('/job:worker/replica:0/task:1/device:"
             "CPU:0',); on the command line: "
@@ -397,7 +399,7 @@ def _check_cluster(cluster, timeout):
     if isinstance(timeout, bool) or not (
         isinstance(timeout, (int, float)) and timeout > 0
     ):
-        raise ValueError(
+        raise UserError(
             f"cluster_timeout must be a positive number of seconds; got "
             f"{timeout!r}."
         )
@@ -416,7 +418,7 @@ def _check_method(config):
         }
         given = [name for name, value in extras.items() if value]
         if num_blocks != 1 or given:
-            raise ValueError(
+            raise UserError(
                 "method='backprop' trains the network end to end as one "
                 f"block: set num_blocks=1 (got {num_blocks}) and leave "
                 f"boundaries, heads, balance and decoupling unset (got "
@@ -424,18 +426,18 @@ def _check_method(config):
             )
         return
     if config.method == "predsim" and config.heads not in (None, "predsim"):
-        raise ValueError(
+        raise UserError(
             f"method='predsim' uses the 'predsim' heads; got heads="
             f"{config.heads!r}. Leave heads unset, or use method='dgl' for "
             "other heads."
         )
     if boundaries and len(boundaries) + 1 != num_blocks:
-        raise ValueError(
+        raise UserError(
             f"boundaries={boundaries} make {len(boundaries) + 1} blocks but "
             f"num_blocks={num_blocks}; set num_blocks={len(boundaries) + 1}."
         )
     if boundaries and config.balance is not None:
-        raise ValueError(
+        raise UserError(
             "balance chooses the boundaries; it cannot be combined with "
             "explicit boundaries."
         )
@@ -445,43 +447,43 @@ def _check_method(config):
             or boundaries
             or config.heads is not None
         ):
-            raise ValueError(
+            raise UserError(
                 "decoupling= sets the boundaries and heads from a SEDONA "
                 "search: use it with method='dgl' (or 'associated', which "
                 "takes only its boundaries) and leave boundaries and heads "
                 "unset."
             )
         if config.balance is not None:
-            raise ValueError("decoupling= cannot be combined with balance=.")
+            raise UserError("decoupling= cannot be combined with balance=.")
 
 
 def _check_associated(config):
     if config.method != "associated":
         if config.label_width is not None:
-            raise ValueError(
+            raise UserError(
                 "label_width is for method='associated'; unset it, or set "
                 "--config.method=associated."
             )
         return
     if config.label_width is None:
-        raise ValueError(
+        raise UserError(
             "method='associated' needs label_width, the width n of the "
             "label codes (e.g. --config.label_width=300)."
         )
     _check_positive_int("label_width", config.label_width)
     if not config.decoder_learning_rate_factor > 0:
-        raise ValueError(
+        raise UserError(
             "decoder_learning_rate_factor must be > 0; got "
             f"{config.decoder_learning_rate_factor}."
         )
     if config.heads is not None or config.head_width is not None:
-        raise ValueError(
+        raise UserError(
             "method='associated' ends every block in a bridge: leave heads "
             "and head_width unset (a decoupling= file gives only its "
             "boundaries)."
         )
     if config.schedule not in ("parallel", "pipelined"):
-        raise ValueError(
+        raise UserError(
             "method='associated' trains every component on every batch: "
             f"use schedule='parallel' or 'pipelined' (got "
             f"{config.schedule!r})."
@@ -490,11 +492,11 @@ def _check_associated(config):
 
 def _check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(
+        raise UserError(
             f"Unknown {name} {value!r}; use one of {', '.join(choices)}."
         )
 
 
 def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        raise UserError(f"{name} must be a positive integer; got {value!r}.")

@@ -47,6 +47,7 @@ from localgrad.asynchrony.slowdown import parse_slowdown
 from localgrad.callbacks import GreedySchedule, PreciseBatchNorm
 from localgrad.callbacks.block_summaries import BlockSummaries
 from localgrad.callbacks.checkpoint import EpochCheckpoint
+from localgrad.errors import UserError
 from localgrad.train_config import check_config
 from localgrad.transport import Transport
 from localgrad.workdir_lock import WorkdirLock
@@ -191,7 +192,7 @@ def _train(config, workdir, data, schedule, devices, callbacks):
     )
     initial_epoch = checkpoint.restore(model, start_over=config.restart)
     if initial_epoch > config.epochs:
-        raise ValueError(
+        raise UserError(
             f"{workdir} holds a run with {initial_epoch} finished "
             f"epochs, more than epochs={config.epochs}: set epochs >= "
             f"{initial_epoch} to continue it, or use a new workdir."
@@ -275,7 +276,15 @@ def _write_config(config, workdir):
     )
     if has_checkpoints and os.path.exists(path) and not config.restart:
         with open(path) as file:
-            previous = json.load(file)
+            try:
+                previous = json.load(file)
+            except ValueError as error:
+                raise UserError(
+                    f"{path} is damaged ({error}), so the run cannot be "
+                    "checked before resuming: restore it from a copy, or "
+                    "start over with --config.restart=true (the old "
+                    "checkpoints are kept aside)."
+                ) from error
         changed = sorted(
             key
             for key in set(previous) | set(resolved)
@@ -283,7 +292,7 @@ def _write_config(config, workdir):
             and key not in _RESUMABLE_CHANGES + _MACHINE_FIELDS
         )
         if changed:
-            raise ValueError(
+            raise UserError(
                 f"{workdir} holds checkpoints of a run with a different "
                 f"config (fields {changed} differ from its config.json). "
                 "Resume with the same config, or use a new workdir."
@@ -325,7 +334,7 @@ def _load_data(config):
     if batches < 0:  # Unknown to tf.data (e.g. a filtered split).
         batches = num_train // config.batch_size
     if batches < 1:
-        raise ValueError(
+        raise UserError(
             f"batch_size={config.batch_size} is larger than the "
             f"{num_train} training examples of {config.dataset}; lower it."
         )

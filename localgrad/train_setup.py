@@ -11,6 +11,7 @@ import keras
 from localgrad.associated import AssociatedModel
 from localgrad.callbacks import GreedySchedule
 from localgrad.callbacks.greedy_schedule import EVERY_STEP
+from localgrad.errors import UserError
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network
 from localgrad.train_config import METHOD_HEADS
@@ -99,7 +100,7 @@ def build_greedy_model(
             devices=devices,
         )
     if method not in METHOD_HEADS:
-        raise ValueError(
+        raise UserError(
             f"Unknown method {method!r}; use backprop, dgl or predsim."
         )
     if decoupling is not None:
@@ -173,7 +174,7 @@ def learning_rate_schedule(
         return float(learning_rate)
     if kind == "cosine":
         if not 0 <= warmup_steps < total_steps:
-            raise ValueError(
+            raise UserError(
                 f"warmup_steps={warmup_steps} must be in [0, total_steps="
                 f"{total_steps}): shorten the warm-up or train longer."
             )
@@ -190,7 +191,7 @@ def learning_rate_schedule(
     if kind == "step":
         boundaries = [int(step) for step in decay_boundaries]
         if any(b <= a for a, b in zip(boundaries, boundaries[1:])):
-            raise ValueError(
+            raise UserError(
                 f"Step decay boundaries {boundaries} must increase."
             )
         factors = _decay_factors(decay_factor, len(boundaries))
@@ -202,7 +203,7 @@ def learning_rate_schedule(
         return keras.optimizers.schedules.PiecewiseConstantDecay(
             boundaries, values
         )
-    raise ValueError(
+    raise UserError(
         f"Unknown lr_schedule {kind!r}; use constant, cosine or step."
     )
 
@@ -214,13 +215,13 @@ def _decay_factors(decay_factor, count):
     else:
         factors = [float(factor) for factor in decay_factor]
         if len(factors) != count:
-            raise ValueError(
+            raise UserError(
                 f"{len(factors)} step decay factors {factors} for {count} "
                 "boundaries: give one factor per boundary, or a single "
                 "number for all."
             )
     if not all(factor > 0 for factor in factors):
-        raise ValueError(f"Step decay factors must be > 0; got {factors}.")
+        raise UserError(f"Step decay factors must be > 0; got {factors}.")
     return factors
 
 
@@ -265,7 +266,7 @@ def build_optimizer(
         )
     if name == "adam":
         return keras.optimizers.Adam(learning_rate, weight_decay=decay)
-    raise ValueError(f"Unknown optimizer {name!r}; use sgd or adam.")
+    raise UserError(f"Unknown optimizer {name!r}; use sgd or adam.")
 
 
 def build_loss(label_smoothing: float = 0.0) -> keras.losses.Loss:
@@ -361,7 +362,7 @@ def set_block_learning_rates(
     """
     optimizers = model.block_optimizers
     if len(learning_rates) != len(optimizers):
-        raise ValueError(
+        raise UserError(
             f"Got {len(learning_rates)} learning rates for "
             f"{len(optimizers)} blocks."
         )

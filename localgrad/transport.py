@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import keras
 
 from localgrad.block_transport import BlockTransport
+from localgrad.errors import UserError
 from localgrad.transport_term import TransportFn, transport_rule
 
 UZAWA_INITS = ("increasing", "decreasing")
@@ -85,7 +86,7 @@ class Transport:
         if isinstance(transport_fn, dict):
             transport_fn = keras.saving.deserialize_keras_object(transport_fn)
         if (tau is None) == (uzawa_step is None):
-            raise ValueError(
+            raise UserError(
                 "Give exactly one of tau= (a fixed step, e.g. "
                 "Transport(tau=1.0)) or uzawa_step= (the adaptive "
                 "multiplier, e.g. Transport(uzawa_step=1.0, "
@@ -95,13 +96,13 @@ class Transport:
         if tau is not None:
             tau = _check_taus(tau, varying)
             if uzawa_every is not None:
-                raise ValueError(
+                raise UserError(
                     f"uzawa_every={uzawa_every} is for the adaptive "
                     "multiplier (uzawa_step=); remove it or drop tau=."
                 )
         else:
             if varying:
-                raise ValueError(
+                raise UserError(
                     "varying=True halves a fixed tau; the adaptive "
                     "multiplier (uzawa_step=) sets each block's weight "
                     "with uzawa_init= instead."
@@ -110,7 +111,7 @@ class Transport:
                 uzawa_step, uzawa_every, uzawa_init, uzawa_lambda0, uzawa_power
             )
         if transport_fn is not None and not callable(transport_fn):
-            raise ValueError(
+            raise UserError(
                 "transport_fn must be a function fn(inputs, outputs) -> "
                 f"scalar; got {transport_fn!r}."
             )
@@ -139,13 +140,13 @@ class Transport:
         """
         _check_block(block, num_blocks)
         if self.adaptive:
-            raise ValueError(
+            raise UserError(
                 "This Transport uses the adaptive multiplier (uzawa_step=); "
                 "it has no fixed tau. Read BlockTransport.multiplier."
             )
         if isinstance(self.tau, tuple):
             if len(self.tau) != num_blocks:
-                raise ValueError(
+                raise UserError(
                     f"tau holds {len(self.tau)} values but the model has "
                     f"{num_blocks} blocks: give one tau per block."
                 )
@@ -162,7 +163,7 @@ class Transport:
         """
         _check_block(block, num_blocks)
         if not self.adaptive:
-            raise ValueError(
+            raise UserError(
                 "initial_multiplier is for the adaptive multiplier "
                 "(uzawa_step=); this Transport has a fixed tau."
             )
@@ -269,7 +270,7 @@ class Transport:
 
 def _check_block(block, num_blocks):
     if not 0 <= block < num_blocks:
-        raise ValueError(
+        raise UserError(
             f"block={block} is not a block of a model with {num_blocks} "
             f"blocks (0..{num_blocks - 1})."
         )
@@ -279,20 +280,20 @@ def _check_taus(tau, varying):
     values = list(tau) if isinstance(tau, (list, tuple)) else [tau]
     for value in values:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"tau must be a number or a list; got {tau!r}.")
+            raise UserError(f"tau must be a number or a list; got {tau!r}.")
         if math.isnan(value) or value <= 0:
-            raise ValueError(
+            raise UserError(
                 f"tau must be > 0 (math.inf for no term); got {value!r}. "
                 "A smaller tau weighs the term more: term / (2 tau)."
             )
     if isinstance(tau, (list, tuple)):
         if varying:
-            raise ValueError(
+            raise UserError(
                 "varying=True halves one tau for the first half of the "
                 "blocks; with a list of per-block taus, halve them yourself."
             )
         if not values:
-            raise ValueError("tau=[] holds no values: give one per block.")
+            raise UserError("tau=[] holds no values: give one per block.")
         return tuple(float(value) for value in values)
     return float(tau)
 
@@ -303,18 +304,18 @@ def _check_uzawa(step, every, init, lambda0, power):
         or not isinstance(step, (int, float))
         or not (step > 0 and math.isfinite(step))
     ):
-        raise ValueError(f"uzawa_step must be a number > 0; got {step!r}.")
+        raise UserError(f"uzawa_step must be a number > 0; got {step!r}.")
     if every is not None and (
         isinstance(every, bool) or not isinstance(every, int) or every < 1
     ):
-        raise ValueError(
+        raise UserError(
             f"uzawa_every must be a positive integer (steps); got {every!r}."
         )
     if init not in UZAWA_INITS:
-        raise ValueError(
+        raise UserError(
             f"Unknown uzawa_init {init!r}; use one of {UZAWA_INITS}."
         )
     if not (lambda0 > 0 and math.isfinite(lambda0)):
-        raise ValueError(f"uzawa_lambda0 must be > 0; got {lambda0!r}.")
+        raise UserError(f"uzawa_lambda0 must be > 0; got {lambda0!r}.")
     if not (power >= 0 and math.isfinite(power)):
-        raise ValueError(f"uzawa_power must be >= 0; got {power!r}.")
+        raise UserError(f"uzawa_power must be >= 0; got {power!r}.")

@@ -43,6 +43,8 @@ from collections.abc import Callable, Sequence
 
 import keras
 
+from localgrad.errors import UserError
+
 TransportFn = Callable[..., object]
 RULES = ("residual", "custom", "displacement")
 
@@ -89,14 +91,14 @@ def transport_rule(
     """
     units = list(units)
     if not units:
-        raise ValueError(f"{block_name} has no units: nothing to transport.")
+        raise UserError(f"{block_name} has no units: nothing to transport.")
     if all(is_residual_unit(unit) for unit in units):
         return "residual"
     if transport_fn is not None:
         return "custom"
     if tuple(input_shape) != tuple(output_shape):
         plain = [u.name for u in units if not is_residual_unit(u)]
-        raise ValueError(
+        raise UserError(
             f"Transport regularization cannot measure {block_name}: its "
             f"units {plain} are not residual (no `is_residual = True` with "
             "`call(..., return_residual=True)` returning (outputs, g)), and "
@@ -173,7 +175,7 @@ def _run_residual_units(units, inputs, training, block_name):
     for unit in units:
         result = unit(features, training=training, return_residual=True)
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
-            raise ValueError(
+            raise UserError(
                 f"Unit {unit.name!r} of {block_name} says is_residual = "
                 "True but call(..., return_residual=True) did not return "
                 "the pair (outputs, g)."

@@ -17,10 +17,12 @@ import time
 
 from absl import logging
 
+from localgrad.errors import UserError
+
 LOCK_FILE = ".lock"
 
 
-class WorkdirInUseError(ValueError):
+class WorkdirInUseError(UserError):
     """Another run holds the work directory."""
 
 

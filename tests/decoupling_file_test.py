@@ -35,9 +35,10 @@ def test_only_the_package_namespace_imports_the_search():
     assert importers == ["__init__.py", "commands/search.py", "train_config.py"]
 
 
-def test_the_reader_imports_nothing_of_localgrad():
+def test_the_reader_imports_nothing_of_localgrad_but_its_error_type():
     path = PACKAGE / "decoupling_file.py"
-    assert not [n for n in _imports(path) if n.startswith("localgrad")]
+    imported = [n for n in _imports(path) if n.startswith("localgrad")]
+    assert imported == ["localgrad.errors", "localgrad.errors.UserError"]
     assert localgrad.search.read_decoupling is (
         localgrad.decoupling_file.read_decoupling
     )

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from localgrad.errors import UserError
+
 # The bridge's hidden width, in multiples of the label width n.
 BRIDGE_EXPANSION = 5
 # The official code initializes g_i, b_i and h_i He-normal: Keras' default
@@ -31,7 +33,7 @@ def check_label_width(label_width) -> int:
         or not isinstance(label_width, (int, np.integer))
         or label_width < 1
     ):
-        raise ValueError(
+        raise UserError(
             f"label_width={label_width!r} must be an integer >= 1: the "
             "width n of the label codes t_i (the paper uses 300 for VGG "
             "and ResNet, 1024 for the MNIST MLP)."
@@ -73,7 +75,7 @@ def build_bridge(index: int, feature_shape: Sequence, label_width: int):
     """
     shape = tuple(feature_shape)
     if not shape or any(d is None for d in shape):
-        raise ValueError(
+        raise UserError(
             f"Block {index} outputs features of shape {shape}, which cannot "
             "be flattened to a bridge: a bridge needs a fixed, non-empty "
             "feature shape (no None dimension). Give the network a fixed "

@@ -10,6 +10,7 @@ from localgrad.associated.optimizer import ComponentOptimizer, clone_optimizer
 from localgrad.blocks import placement
 from localgrad.blocks.block import Block
 from localgrad.decoupling_file import read_decoupling
+from localgrad.errors import UserError
 from localgrad.greedy_model import GreedyModel
 from localgrad.network import Network, config_with_network
 
@@ -93,7 +94,7 @@ class AssociatedModel(GreedyModel):
     ):
         self.label_width = components.check_label_width(label_width)
         if not decoder_learning_rate_factor > 0:
-            raise ValueError(
+            raise UserError(
                 "decoder_learning_rate_factor must be > 0; got "
                 f"{decoder_learning_rate_factor!r} (the official code's "
                 "is 2.0)."
@@ -163,7 +164,7 @@ class AssociatedModel(GreedyModel):
         if blocks is not None and sorted(set(blocks)) != list(
             range(self.num_blocks)
         ):
-            raise ValueError(
+            raise UserError(
                 f"trained_blocks={list(blocks)}: Associated Learning trains "
                 "every component on every batch (the label-side stream "
                 "needs each one). Use the parallel schedule."
@@ -193,7 +194,7 @@ class AssociatedModel(GreedyModel):
             ValueError: for a depth outside 0..K-1.
         """
         if not 0 <= depth < self.num_blocks:
-            raise ValueError(
+            raise UserError(
                 f"depth={depth} is not a block of this {self.num_blocks}-"
                 f"block model; use 0..{self.num_blocks - 1}."
             )
@@ -248,7 +249,7 @@ class AssociatedModel(GreedyModel):
             optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            raise ValueError(
+            raise UserError(
                 "AssociatedModel does not support loss scaling "
                 "(mixed_float16); use float32 or mixed_bfloat16."
             )
@@ -306,7 +307,7 @@ def _loss_name(loss) -> str:
 def _check_classification_loss(loss):
     name = _loss_name(loss) if loss is not None else None
     if name not in _SPARSE_LOSSES + _DENSE_LOSSES:
-        raise ValueError(
+        raise UserError(
             f"AssociatedModel.compile got loss={loss!r}, which is not a "
             "classification loss. Associated Learning learns from its own "
             "associated and autoencoder losses; `loss` only says what the "

@@ -10,6 +10,7 @@ that set-up as a `localgrad-train` config; the modules
 
 from ml_collections import config_dict
 
+from localgrad.errors import UserError
 from localgrad.models import stage_boundaries
 from localgrad.models.cifar_resnet import CIFAR_RESNET_DEPTHS
 from localgrad.train_config import default_config
@@ -71,12 +72,12 @@ def paper_recipe(
     """
     if (dataset, model) not in LABEL_WIDTHS:
         pairs = ", ".join(f"{d}/{m}" for d, m in LABEL_WIDTHS)
-        raise ValueError(
+        raise UserError(
             f"The AL paper has no {model} on {dataset}; its experiments "
             f"are {pairs}."
         )
     if variant not in VARIANTS:
-        raise ValueError(
+        raise UserError(
             f"Unknown variant {variant!r}; use one of {', '.join(VARIANTS)}."
         )
     config = default_config()

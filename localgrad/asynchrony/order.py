@@ -5,6 +5,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from localgrad.asynchrony.slowdown import validate_slowdown
+from localgrad.errors import UserError
 
 DRAWS = ("random", "round_robin")
 
@@ -57,24 +58,24 @@ class AsyncOrder:
         draw: str = "random",
     ):
         if isinstance(num_blocks, bool) or not isinstance(num_blocks, int):
-            raise ValueError(f"num_blocks must be an int; got {num_blocks!r}.")
+            raise UserError(f"num_blocks must be an int; got {num_blocks!r}.")
         if num_blocks < 1:
-            raise ValueError(f"num_blocks must be >= 1; got {num_blocks}.")
+            raise UserError(f"num_blocks must be >= 1; got {num_blocks}.")
         if (
             isinstance(warmup_repeats, bool)
             or not isinstance(warmup_repeats, int)
             or warmup_repeats < 0
         ):
-            raise ValueError(
+            raise UserError(
                 "warmup_repeats must be an integer >= 0 (ticks per block in "
                 f"the warm-up); got {warmup_repeats!r}."
             )
         if draw not in DRAWS:
-            raise ValueError(f"Unknown draw {draw!r}; use one of {DRAWS}.")
+            raise UserError(f"Unknown draw {draw!r}; use one of {DRAWS}.")
         self.num_blocks = num_blocks
         self.slowdown = validate_slowdown(slowdown, num_blocks)
         if draw == "round_robin" and self.slowdown:
-            raise ValueError(
+            raise UserError(
                 "The round-robin draw steps every block equally often; "
                 f"slowdown={self.slowdown} needs draw='random'."
             )
@@ -153,7 +154,7 @@ class AsyncOrder:
             ValueError: if the state is not one of `get_state`'s.
         """
         if set(state) != set(self.get_state()):
-            raise ValueError(
+            raise UserError(
                 f"Not an AsyncOrder state (keys {sorted(self.get_state())}); "
                 f"got keys {sorted(state)}."
             )

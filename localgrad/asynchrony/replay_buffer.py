@@ -23,6 +23,7 @@ from localgrad.asynchrony.sampling import (
     choose_slot,
     eligible_slots,
 )
+from localgrad.errors import UserError
 
 # Bins of the uses histogram when max_reuse is None; the last bin counts
 # the batches read this many times or more.
@@ -136,12 +137,12 @@ class ReplayBuffer:
         _check_buffer_size(buffer_size)
         check_sampling(sampling, max_reuse)
         if not tf.executing_eagerly():
-            raise ValueError(
+            raise UserError(
                 "Create the ReplayBuffer eagerly (e.g. before fit or in a "
                 "callback's on_train_begin), not inside a tf.function."
             )
         if tf.distribute.has_strategy():
-            raise ValueError(
+            raise UserError(
                 "Create the ReplayBuffer outside a tf.distribute strategy "
                 "scope; with data parallelism give every replica's device "
                 "its own buffer."
@@ -231,7 +232,7 @@ class ReplayBuffer:
         for leaf in tf.nest.flatten((features, labels, sample_weight)):
             rows = tf.convert_to_tensor(leaf).shape[0]
             if rows is not None and not 1 <= rows <= self.batch_size:
-                raise ValueError(
+                raise UserError(
                     f"ReplayBuffer {self.name!r} holds batches of 1 to "
                     f"{self.batch_size} rows; got {rows}. Build it with "
                     "the largest batch size the producer writes."
@@ -401,7 +402,7 @@ def _check_buffer_size(buffer_size):
         or not isinstance(buffer_size, int)
         or buffer_size < 1
     ):
-        raise ValueError(
+        raise UserError(
             "buffer_size must be an integer >= 1 (the number of batches "
             f"held); got {buffer_size!r}."
         )
@@ -414,7 +415,7 @@ def _check_placement(requested, actual):
     placed = tf.DeviceSpec.from_string(actual)
     if placed.make_merged_spec(tf.DeviceSpec.from_string(requested)) != placed:
         devices = [d.name for d in tf.config.list_logical_devices()]
-        raise ValueError(
+        raise UserError(
             f"ReplayBuffer device {requested!r} does not exist here (the "
             f"slots fell back to {actual}); use one of {devices}."
         )
@@ -423,7 +424,7 @@ def _check_placement(requested, actual):
 def _batch_size(specs):
     sizes = {spec.shape[0] if spec.shape.rank else None for spec in specs}
     if len(sizes) != 1 or None in sizes:
-        raise ValueError(
+        raise UserError(
             "Every spec of a ReplayBuffer must have the same known leading "
             f"(batch) dimension; got shapes {[s.shape for s in specs]}."
         )

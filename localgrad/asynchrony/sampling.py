@@ -8,6 +8,8 @@ are traced into the buffer's critical section.
 
 import tensorflow as tf
 
+from localgrad.errors import UserError
+
 SAMPLINGS = ("priority_lifo", "fifo", "uniform")
 
 
@@ -19,7 +21,7 @@ def check_sampling(sampling: str, max_reuse: int | None) -> None:
             None nor an integer >= 1.
     """
     if sampling not in SAMPLINGS:
-        raise ValueError(
+        raise UserError(
             f"Unknown sampling {sampling!r}; use one of {SAMPLINGS}."
         )
     if max_reuse is not None and (
@@ -27,7 +29,7 @@ def check_sampling(sampling: str, max_reuse: int | None) -> None:
         or not isinstance(max_reuse, int)
         or max_reuse < 1
     ):
-        raise ValueError(
+        raise UserError(
             "max_reuse must be None (no limit) or an integer >= 1 (reads of "
             f"a batch before it is dropped); got {max_reuse!r}."
         )

@@ -3,6 +3,8 @@
 import math
 from collections.abc import Mapping
 
+from localgrad.errors import UserError
+
 
 def validate_slowdown(
     slowdown: Mapping[int, float] | None, num_blocks: int
@@ -34,21 +36,21 @@ def validate_slowdown(
     checked = {}
     for block, factor in dict(slowdown or {}).items():
         if isinstance(block, bool) or not isinstance(block, int):
-            raise ValueError(
+            raise UserError(
                 f"slowdown keys are block indices (int); got {block!r}."
             )
         if not 0 <= block < num_blocks:
-            raise ValueError(
+            raise UserError(
                 f"slowdown names block {block}, but the model has "
                 f"{num_blocks} blocks (0..{num_blocks - 1})."
             )
         if isinstance(factor, bool) or not isinstance(factor, (int, float)):
-            raise ValueError(
+            raise UserError(
                 f"The slowdown of block {block} must be a number; got "
                 f"{factor!r}."
             )
         if not (math.isfinite(factor) and factor > 0):
-            raise ValueError(
+            raise UserError(
                 f"The slowdown of block {block} must be a finite number > 0 "
                 f"(1 = normal speed, 2 = twice slower); got {factor}."
             )
@@ -84,18 +86,18 @@ def parse_slowdown(text: str) -> dict:
         block_text, colon, factor_text = pair.strip().partition(":")
         try:
             if not colon:
-                raise ValueError
+                raise UserError
             block, factor = int(block_text), float(factor_text)
         except ValueError:
-            raise ValueError(
+            raise UserError(
                 f"Bad slowdown {pair.strip()!r} in {text!r}: write "
                 "block:factor pairs separated by commas, e.g. "
                 "'3:1.11,5:2'."
             ) from None
         if block in slowdown:
-            raise ValueError(f"Block {block} is slowed twice in {text!r}.")
+            raise UserError(f"Block {block} is slowed twice in {text!r}.")
         if block < 0:
-            raise ValueError(
+            raise UserError(
                 f"Bad slowdown block {block} in {text!r}: blocks are "
                 "numbered from 0."
             )

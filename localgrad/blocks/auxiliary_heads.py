@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 import keras
 
 from localgrad import heads as heads_lib
+from localgrad.errors import UserError
 
 HeadSpec = str | keras.layers.Layer | Callable[..., keras.layers.Layer]
 
@@ -42,14 +43,14 @@ def build_heads(
     """
     if isinstance(heads, (list, tuple)):
         if len(heads) != len(boundaries):
-            raise ValueError(
+            raise UserError(
                 f"Got {len(heads)} heads for {len(boundaries)} boundaries: "
                 "give one head per non-last block, or a single head spec "
                 "for all of them."
             )
         specs = list(heads)
     elif isinstance(heads, keras.layers.Layer) and len(boundaries) > 1:
-        raise ValueError(
+        raise UserError(
             "One head layer cannot serve several blocks; pass a list of "
             "layers, a head name, or a callable that makes a head."
         )
@@ -86,11 +87,11 @@ def _build_head(spec, shape, num_classes, head_width, reduction, boundary):
     try:
         output = head(keras.KerasTensor((None,) + tuple(shape)))
     except Exception as error:
-        raise ValueError(
+        raise UserError(
             f"{where} cannot take that feature map: {error}"
         ) from error
     if tuple(output.shape[1:]) != (num_classes,):
-        raise ValueError(
+        raise UserError(
             f"{where} outputs shape {tuple(output.shape[1:])}; a head must "
             f"output logits of shape ({num_classes},)."
         )

@@ -5,6 +5,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from localgrad.errors import UserError
+
 
 def assign_devices(
     devices: Sequence[str] | None, num_blocks: int
@@ -39,7 +41,7 @@ def assign_devices(
     if not devices:
         return [None] * num_blocks
     if isinstance(devices, str):
-        raise ValueError(
+        raise UserError(
             f"devices={devices!r} must be a list of device names, e.g. "
             f"devices=[{devices!r}]."
         )
@@ -73,7 +75,7 @@ def resolve_device(name: str) -> str:
     try:
         wanted = tf.DeviceSpec.from_string(str(name))
     except ValueError as error:
-        raise ValueError(
+        raise UserError(
             f"{name!r} is not a device name ({error}); use names such as "
             "'/gpu:0', '/cpu:1' or '/job:worker/replica:0/task:1/device:"
             "CPU:0'."
@@ -89,18 +91,18 @@ def resolve_device(name: str) -> str:
     if len(matches) == 1:
         return matches[0]
     if wanted.job not in (None, "localhost") and not matches:
-        raise ValueError(
+        raise UserError(
             f"Device {name!r} is on job {wanted.job!r}, but no cluster with "
             "that job is connected: call localgrad.distribute.connect("
             "cluster) first (localgrad-train: --config.cluster=...). Devices "
             f"available: {available}."
         )
     if not matches:
-        raise ValueError(
+        raise UserError(
             f"Device {name!r} does not exist on this machine. Devices "
             f"available: {available}. Pass some of these to devices=."
         )
-    raise ValueError(
+    raise UserError(
         f"Device {name!r} matches several devices {matches}; name one of "
         "them fully."
     )

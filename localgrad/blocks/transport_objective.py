@@ -15,6 +15,7 @@ from localgrad.block_transport import BlockTransport
 from localgrad.blocks.block import Block
 from localgrad.blocks.hand_over import HandOver
 from localgrad.blocks.objective import LocalLoss, Objective
+from localgrad.errors import UserError
 from localgrad.transport import Transport
 
 
@@ -120,7 +121,7 @@ def block_transports(
     if transport is None:
         return []
     if not isinstance(transport, Transport):
-        raise ValueError(
+        raise UserError(
             "transport must be a localgrad.Transport, e.g. transport="
             f"localgrad.Transport(tau=1.0); got {transport!r}."
         )

@@ -22,6 +22,7 @@ import warnings
 
 from localgrad.blocks.executors.asynchronous import AsyncExecutor, AsyncSettings
 from localgrad.blocks.executors.threaded import ThreadedExecutor
+from localgrad.errors import UserError
 
 
 class AsyncRun:
@@ -69,7 +70,7 @@ class AsyncRun:
         """
         steps = params.get("steps")
         if not steps:
-            raise ValueError(
+            raise UserError(
                 "GreedySchedule('async') counts every block's epochs in "
                 "steps, but fit does not know its steps per epoch: pass "
                 "steps_per_epoch= to fit (or data of known length)."

@@ -6,6 +6,8 @@ import time
 import keras
 import tensorflow as tf
 
+from localgrad.errors import UserError
+
 
 class BlockSummaries(keras.callbacks.Callback):
     """Writes what Keras' TensorBoard callback does not, once per epoch.
@@ -44,7 +46,7 @@ class BlockSummaries(keras.callbacks.Callback):
     def __init__(self, log_dir: str, examples_per_epoch: int):
         super().__init__()
         if examples_per_epoch <= 0:
-            raise ValueError(
+            raise UserError(
                 "examples_per_epoch must be positive; got "
                 f"{examples_per_epoch}."
             )

@@ -10,11 +10,12 @@ from absl import logging
 
 from localgrad import checkpoint_files
 from localgrad.blocks.training_state import optimizer_variables
+from localgrad.errors import UserError
 
 _FILE = re.compile(r"^epoch-(\d+)\.npz$")
 
 
-class NoIntactCheckpointError(ValueError):
+class NoIntactCheckpointError(UserError):
     """Checkpoints exist, but none can be read: resuming is impossible."""
 
 
@@ -65,7 +66,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def __init__(self, directory: str, max_to_keep: int = 2):
         super().__init__()
         if max_to_keep < 1:
-            raise ValueError(f"max_to_keep must be >= 1; got {max_to_keep}.")
+            raise UserError(f"max_to_keep must be >= 1; got {max_to_keep}.")
         self.directory = directory
         self.max_to_keep = max_to_keep
         self.history = []
@@ -212,7 +213,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for group, variables in _variable_groups(model).items():
             count = sum(key.startswith(group + "/") for key in arrays)
             if count != len(variables):
-                raise ValueError(
+                raise UserError(
                     f"{path} holds {count} {group} variables but the model "
                     f"has {len(variables)}: it was written by a different "
                     "model or configuration. Use a new directory, or delete "
@@ -221,7 +222,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             for i, variable in enumerate(variables):
                 value = arrays[f"{group}/{i}"]
                 if tuple(value.shape) != tuple(variable.shape):
-                    raise ValueError(
+                    raise UserError(
                         f"{path}: {group} variable {variable.path} has shape "
                         f"{tuple(variable.shape)} in the model but "
                         f"{tuple(value.shape)} in the checkpoint: it was "

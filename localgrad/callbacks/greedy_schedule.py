@@ -6,6 +6,7 @@ import keras
 
 from localgrad.blocks.executors.asynchronous import AsyncSettings
 from localgrad.callbacks.async_run import AsyncRun
+from localgrad.errors import UserError
 
 MODES = ("parallel", "sequential", "multilap", "pipelined", "async")
 # The schedules without phases: every block trains throughout the run,
@@ -130,7 +131,7 @@ class GreedySchedule(keras.callbacks.Callback):
     ):
         super().__init__()
         if mode not in MODES:
-            raise ValueError(f"Unknown schedule {mode!r}; use one of {MODES}.")
+            raise UserError(f"Unknown schedule {mode!r}; use one of {MODES}.")
         settings = AsyncSettings(
             buffer_size,
             sampling,
@@ -143,7 +144,7 @@ class GreedySchedule(keras.callbacks.Callback):
         self.async_run = None
         if mode == "async":
             if block_epochs is not None and not block_epochs > 0:
-                raise ValueError(
+                raise UserError(
                     f"block_epochs must be > 0; got {block_epochs}."
                 )
             self.async_run = AsyncRun(
@@ -153,19 +154,19 @@ class GreedySchedule(keras.callbacks.Callback):
             None,
             None,
         ):
-            raise ValueError(
+            raise UserError(
                 "buffer_size, sampling, max_reuse, slowdown, seed, "
                 "block_epochs, simulated, warmup_repeats and draw are for "
                 f"mode='async' (got mode={mode!r})."
             )
         if mode != "multilap" and laps != 1:
-            raise ValueError(
+            raise UserError(
                 f"laps={laps} is only for mode='multilap' (got {mode!r})."
             )
         if laps < 1:
-            raise ValueError(f"laps must be at least 1; got {laps}.")
+            raise UserError(f"laps must be at least 1; got {laps}.")
         if epochs_per_block <= 0 or extra_epochs_per_depth < 0:
-            raise ValueError(
+            raise UserError(
                 "epochs_per_block must be > 0 and extra_epochs_per_depth "
                 f">= 0; got {epochs_per_block} and {extra_epochs_per_depth}."
             )
@@ -202,13 +203,13 @@ class GreedySchedule(keras.callbacks.Callback):
         if self.mode == "async":
             return self._async_fit_epochs(num_blocks)
         if self.mode in EVERY_STEP:
-            raise ValueError(
+            raise UserError(
                 f"The {self.mode} schedule trains every block at every "
                 "step; it fits any number of epochs and has no total_epochs."
             )
         total = sum(self.block_epochs(num_blocks))
         if not math.isclose(total, round(total), abs_tol=1e-9):
-            raise ValueError(
+            raise UserError(
                 f"The {self.mode} schedule with e1={self.epochs_per_block} "
                 f"and e2={self.extra_epochs_per_depth} trains {num_blocks} "
                 f"blocks for {total:g} epochs, not a whole number: choose "
@@ -225,7 +226,7 @@ class GreedySchedule(keras.callbacks.Callback):
             per_block = " + ".join(
                 f"{e:g}" for e in self.block_epochs(num_blocks)
             )
-            raise ValueError(
+            raise UserError(
                 f"The {self.mode} schedule trains block k for e1 + k*e2 "
                 f"epochs (e1={self.epochs_per_block}, e2="
                 f"{self.extra_epochs_per_depth}): {per_block} = {expected} "
@@ -261,7 +262,7 @@ class GreedySchedule(keras.callbacks.Callback):
             end = round(exact_end * steps_per_epoch)
             if end <= start:
                 epochs = self.block_epochs(num_blocks)[block] / self.laps
-                raise ValueError(
+                raise UserError(
                     f"In the {self.mode} schedule block {block} trains "
                     f"{epochs:g} epochs per lap, which is no step at "
                     f"{steps_per_epoch} steps per epoch; use fewer laps "
@@ -287,7 +288,7 @@ class GreedySchedule(keras.callbacks.Callback):
             not math.isclose(end, round(end), abs_tol=1e-6)
             for end in self._phase_ends(num_blocks)
         ):
-            raise ValueError(
+            raise UserError(
                 f"The {self.mode} schedule has phases of fractional epochs "
                 "but fit does not know its steps per epoch: pass "
                 "steps_per_epoch to fit, or choose whole epochs per lap."
@@ -361,7 +362,7 @@ class GreedySchedule(keras.callbacks.Callback):
     def _async_fit_epochs(self, num_blocks):
         run = self.async_run
         if run.block_epochs is None:
-            raise ValueError(
+            raise UserError(
                 "total_epochs of an 'async' schedule needs block_epochs "
                 "(the epochs each block trains)."
             )

@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from localgrad.errors import UserError
+
 
 class PreciseBatchNorm(keras.callbacks.Callback):
     """Re-estimates every BatchNorm's moving statistics on training batches.
@@ -52,7 +54,7 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         if isinstance(num_batches, bool) or not (
             isinstance(num_batches, int) and num_batches >= 1
         ):
-            raise ValueError(
+            raise UserError(
                 f"num_batches must be a positive integer; got {num_batches!r}."
             )
         self.num_batches = num_batches
@@ -141,7 +143,7 @@ class PreciseBatchNorm(keras.callbacks.Callback):
                 first[i] += size * mean
                 second[i] += size * (variance + mean**2)
         if batches < self.num_batches:
-            raise ValueError(
+            raise UserError(
                 f"PreciseBatchNorm needs {self.num_batches} batches but the "
                 f"data gave {batches}: repeat the data set (`.repeat()`) or "
                 "lower num_batches."

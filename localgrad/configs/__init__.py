@@ -22,6 +22,8 @@ import os
 
 import ml_collections
 
+from localgrad.errors import UserError
+
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -69,7 +71,7 @@ def resolve(spec: str) -> str:
             if nearest
             else f"the shipped configs are {', '.join(known)}."
         )
-        raise ValueError(
+        raise UserError(
             f"Unknown config {name!r}; {hint} A config file of your own: "
             "give its path, ending in .py."
         )

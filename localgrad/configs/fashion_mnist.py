@@ -17,6 +17,7 @@ parallel schedule) or PredSim (K = 4, `predsim` heads). About 45 s per
 epoch on 2 CPU cores. bench/accuracy.py compares them over seeds.
 """
 
+from localgrad.errors import UserError
 from localgrad.train_config import apply_variant, default_config
 
 VARIANTS = ("backprop", "dgl", "predsim")
@@ -24,7 +25,7 @@ VARIANTS = ("backprop", "dgl", "predsim")
 
 def get_config(variant="dgl"):
     if variant not in VARIANTS:
-        raise ValueError(
+        raise UserError(
             f"Unknown variant {variant!r}; use one of {', '.join(VARIANTS)}."
         )
     config = default_config()

@@ -36,6 +36,7 @@ MLP), e.g.
 `--config=fashion_mnist_associated:vgg11_backprop`.
 """
 
+from localgrad.errors import UserError
 from localgrad.train_config import default_config
 
 NETWORKS = {"vgg11": 0.5, "mlp": 0.25}
@@ -49,7 +50,7 @@ VARIANTS = tuple(net + suffix for net in NETWORKS for suffix in METHODS)
 
 def get_config(variant="vgg11"):
     if variant not in VARIANTS:
-        raise ValueError(
+        raise UserError(
             f"Unknown variant {variant!r}; use one of {', '.join(VARIANTS)}."
         )
     network = next(net for net in NETWORKS if variant.startswith(net))

@@ -8,6 +8,8 @@ standard training augmentation and how to get it.
 import dataclasses
 from typing import NamedTuple
 
+from localgrad.errors import UserError
+
 
 class DatasetInfo(NamedTuple):
     """Facts about a data set that are known without reading it.
@@ -185,7 +187,7 @@ def spec(name: str) -> DatasetSpec:
         ValueError: if `name` is not one of `DATASET_NAMES`.
     """
     if name not in _SPECS:
-        raise ValueError(
+        raise UserError(
             f"Unknown data set {name!r}. Known data sets: "
             f"{', '.join(DATASET_NAMES)}."
         )

@@ -21,6 +21,8 @@ check_idx_file("mnist", "/usr/share/datasets/fashion-mnist/"
 import gzip
 import hashlib
 
+from localgrad.errors import UserError
+
 NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 # (data set, file stem): (MD5 of the published .gz file, SHA-256 of its
 # content). MD5s: as the data sets' authors publish them. Fashion-MNIST's
@@ -91,7 +93,7 @@ def check_idx_file(name: str, path: str, stem: str) -> None:
     if known is None or known == (name, stem):
         return
     other, other_stem = known
-    raise ValueError(
+    raise UserError(
         f"{path} is {NAMES[other]}'s {other_stem} file, not "
         f"{NAMES.get(name, name)}'s {stem}: point data_dir at "
         f"{NAMES.get(name, name)}'s files"

@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from localgrad.errors import UserError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
@@ -58,14 +60,14 @@ def _tiny_imagenet_val(
             fields = line.split("\t")
             if len(fields) < 2:
                 if line.strip():
-                    raise ValueError(
+                    raise UserError(
                         f"{annotations}:{line_number}: expected "
                         f"'<file>\\t<wnid>...', got {line.strip()!r}."
                     )
                 continue
             file_name, wnid = fields[0].strip(), fields[1].strip()
             if wnid not in class_index:
-                raise ValueError(
+                raise UserError(
                     f"{annotations}:{line_number}: class {wnid!r} has no "
                     "folder under train/."
                 )
@@ -132,7 +134,7 @@ def list_images(
             )
         for name, files in _class_folders(looked_in):
             if name not in class_index:
-                raise ValueError(
+                raise UserError(
                     f"Class folder {os.path.join(looked_in, name)} has no "
                     f"counterpart in {train_dir}; test classes must be a "
                     "subset of train classes."

@@ -11,6 +11,8 @@ import zlib
 
 import numpy as np
 
+from localgrad.errors import UserError
+
 _TYPE_CODES = {
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
@@ -27,7 +29,7 @@ def _read_bytes(path: str) -> bytes:
             with gzip.open(path, "rb") as file:
                 return file.read()
         except (OSError, EOFError, zlib.error) as error:
-            raise ValueError(
+            raise UserError(
                 f"{path} is not a complete gzip file ({error}). Re-download "
                 "or reinstall it (for Fashion-MNIST: `apt-get install "
                 "--reinstall dataset-fashion-mnist`)."
@@ -64,13 +66,13 @@ def read_idx(path: str) -> np.ndarray:
         raise FileNotFoundError(f"IDX file not found: {path}")
     data = _read_bytes(path)
     if len(data) < 4:
-        raise ValueError(
+        raise UserError(
             f"{path} is truncated: {len(data)} bytes, too short for an IDX "
             "header."
         )
     zero_0, zero_1, type_code, ndim = data[0], data[1], data[2], data[3]
     if zero_0 or zero_1 or type_code not in _TYPE_CODES or ndim == 0:
-        raise ValueError(
+        raise UserError(
             f"{path} is not an IDX file: bad magic number "
             f"0x{int.from_bytes(data[:4], 'big'):08x} (expected two zero "
             "bytes, a type code in "
@@ -79,7 +81,7 @@ def read_idx(path: str) -> np.ndarray:
         )
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
-        raise ValueError(
+        raise UserError(
             f"{path} is truncated: its header announces {ndim} dimensions "
             f"but the file has only {len(data)} bytes."
         )
@@ -91,7 +93,7 @@ def read_idx(path: str) -> np.ndarray:
     actual = len(data) - header_size
     if actual != expected:
         problem = "truncated" if actual < expected else "too long"
-        raise ValueError(
+        raise UserError(
             f"{path} is {problem}: its header announces shape {shape} "
             f"({expected} bytes of data) but it holds {actual} bytes. "
             "Re-download or reinstall the file."

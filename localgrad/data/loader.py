@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from localgrad.data import augment as augment_lib
 from localgrad.data import catalog, sources
+from localgrad.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
 SPLITS = ("train", "validation", "test")
@@ -17,16 +18,16 @@ def _check_arguments(
 ) -> catalog.DatasetSpec:
     spec = catalog.spec(name)
     if split not in SPLITS:
-        raise ValueError(
+        raise UserError(
             f"Unknown split {split!r}; use one of {', '.join(SPLITS)}."
         )
     if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(
+        raise UserError(
             f"validation_fraction={validation_fraction} must be in [0, 1): "
             "the fraction of the training set held out for validation."
         )
     if split == "validation" and validation_fraction == 0.0:
-        raise ValueError(
+        raise UserError(
             f"{name} has no separate validation split: set "
             "validation_fraction (e.g. 0.1) to hold out that fraction of the "
             "training set as 'validation'."
@@ -59,13 +60,13 @@ def holdout_mask(
             part empty.
     """
     if num_examples < 0:
-        raise ValueError(
+        raise UserError(
             "The training split's size is unknown, so no validation "
             "examples can be held out; use validation_fraction=0."
         )
     num_held_out = round(validation_fraction * num_examples)
     if not 0 < num_held_out < num_examples:
-        raise ValueError(
+        raise UserError(
             f"validation_fraction={validation_fraction} of {num_examples} "
             f"examples holds out {num_held_out}; choose a fraction that "
             "leaves both the training and the validation part non-empty."
@@ -244,7 +245,7 @@ def load(
     if isinstance(batch_size, bool) or not (
         isinstance(batch_size, (int, np.integer)) and batch_size > 0
     ):
-        raise ValueError(
+        raise UserError(
             f"batch_size must be a positive integer; got {batch_size!r}."
         )
     return _pipeline(

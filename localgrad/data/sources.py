@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from localgrad.data import catalog, checksums, folder, idx
+from localgrad.errors import MissingPackageError, UserError
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 MNIST1D_SEED = 42  # The seed in mnist1d's default arguments.
@@ -76,12 +77,12 @@ def _find_idx(directory: str, stem: str) -> str | None:
 def _read_idx_pair(image_path: str, label_path: str):
     images, labels = idx.read_idx(image_path), idx.read_idx(label_path)
     if images.ndim != 3 or labels.ndim != 1:
-        raise ValueError(
+        raise UserError(
             f"{image_path} must hold (n, rows, cols) images and {label_path} "
             f"(n,) labels; got shapes {images.shape} and {labels.shape}."
         )
     if len(images) != len(labels):
-        raise ValueError(
+        raise UserError(
             f"{image_path} holds {len(images)} images but {label_path} "
             f"holds {len(labels)} labels."
         )
@@ -176,7 +177,7 @@ def _require(module: str, package: str, name: str) -> None:
     try:
         __import__(module)
     except ImportError as error:
-        raise ImportError(
+        raise MissingPackageError(
             f"The {name!r} data set needs the {package} package: "
             f"`pip install {package}`."
         ) from error

@@ -9,6 +9,8 @@ is the k-th address, and its devices are named
 import re
 from collections.abc import Sequence
 
+from localgrad.errors import UserError
+
 JOB_NAME = "worker"
 
 # A host name or IPv4 address, or an IPv6 address in brackets.
@@ -49,22 +51,22 @@ def parse_cluster(cluster: str | Sequence[str]) -> list:
     elif isinstance(cluster, Sequence):
         entries = list(cluster)
     else:
-        raise ValueError(
+        raise UserError(
             f"A cluster is a string or a list of addresses, not "
             f"{type(cluster).__name__} ({cluster!r}). {_FIX}"
         )
     addresses = []
     for task, entry in enumerate(entries):
         if not isinstance(entry, str):
-            raise ValueError(
+            raise UserError(
                 f"Cluster entry {task} is {entry!r}, not a string. {_FIX}"
             )
         addresses.append(_checked_address(task, entry.strip()))
     if not addresses or addresses == [""]:
-        raise ValueError(f"The cluster {cluster!r} names no worker. {_FIX}")
+        raise UserError(f"The cluster {cluster!r} names no worker. {_FIX}")
     for task, address in enumerate(addresses):
         if addresses.index(address) != task:
-            raise ValueError(
+            raise UserError(
                 f"Address {address} is given twice (tasks "
                 f"{addresses.index(address)} and {task}); every worker task "
                 "needs its own host:port."
@@ -114,19 +116,19 @@ def worker_command(addresses: Sequence[str], task: int) -> str:
 def _checked_address(task, entry):
     where = f"Cluster entry {task} ({entry!r})"
     if not entry:
-        raise ValueError(f"{where} is empty. {_FIX}")
+        raise UserError(f"{where} is empty. {_FIX}")
     if "://" in entry:
-        raise ValueError(
+        raise UserError(
             f"{where} has a scheme; give host:port alone, e.g. "
             f"{entry.split('://', 1)[1]!r}. {_FIX}"
         )
     host, separator, port = entry.rpartition(":")
     if not separator or not host:
-        raise ValueError(f"{where} has no port. {_FIX}")
+        raise UserError(f"{where} has no port. {_FIX}")
     if not _HOST.match(host):
-        raise ValueError(f"{where} has an invalid host {host!r}. {_FIX}")
+        raise UserError(f"{where} has an invalid host {host!r}. {_FIX}")
     if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(
+        raise UserError(
             f"{where} has an invalid port {port!r}: a port is a number in "
             f"1..65535. {_FIX}"
         )

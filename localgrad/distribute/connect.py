@@ -21,6 +21,7 @@ from localgrad.distribute.addresses import (
     worker_command,
 )
 from localgrad.distribute.probe import silent_tasks
+from localgrad.errors import UserError
 
 DEVICES_PER_TASK = ("one", "all")
 _ACCELERATORS = ("GPU", "TPU")
@@ -73,22 +74,22 @@ def connect(
     """
     addresses = parse_cluster(cluster)
     if not timeout > 0:
-        raise ValueError(f"timeout={timeout!r} must be a positive number.")
+        raise UserError(f"timeout={timeout!r} must be a positive number.")
     if devices_per_task not in DEVICES_PER_TASK:
-        raise ValueError(
+        raise UserError(
             f"devices_per_task={devices_per_task!r} is not one of "
             f"{DEVICES_PER_TASK}: 'one' device per worker task, or 'all' "
             "of a task's accelerators."
         )
     if os.environ.get("GRPC_FAIL_FAST", "").lower() == "false":
-        raise ValueError(
+        raise UserError(
             "GRPC_FAIL_FAST=false makes TensorFlow wait forever for a "
             "worker that died, instead of failing: unset it (or set it to "
             "use_caller or true) before connecting to a cluster."
         )
     silent = silent_tasks(addresses, timeout)
     if silent:
-        raise ValueError(_silent_message(addresses, silent, timeout))
+        raise UserError(_silent_message(addresses, silent, timeout))
     tf.config.experimental_connect_to_cluster(
         tf.train.ClusterSpec({JOB_NAME: addresses})
     )
@@ -146,7 +147,7 @@ def worker_devices(
     names = []
     for task, specs in by_task.items():
         if not specs:
-            raise ValueError(
+            raise UserError(
                 f"Worker task {task} ({task_name(task)}) shows no device: "
                 "this process is not connected to a cluster with that task; "
                 "call localgrad.distribute.connect(cluster) first."

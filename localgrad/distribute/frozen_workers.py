@@ -27,6 +27,7 @@ from localgrad.distribute.addresses import (
 )
 from localgrad.distribute.connect import connected_cluster
 from localgrad.distribute.probe import answers
+from localgrad.errors import UserError
 
 # sysexits.h's EX_TEMPFAIL: the run can go on once the worker is back.
 FROZEN_WORKER_EXIT_CODE = 75
@@ -67,7 +68,7 @@ def stopping_on_frozen_workers(
     if isinstance(patience, bool) or not (
         isinstance(patience, (int, float)) and patience > 0
     ):
-        raise ValueError(
+        raise UserError(
             f"patience must be a positive number of seconds; got {patience!r}."
         )
     addresses = (

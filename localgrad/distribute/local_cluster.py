@@ -20,6 +20,7 @@ import sys
 import time
 
 from localgrad.distribute.probe import silent_tasks
+from localgrad.errors import UserError
 
 _SERVE = (
     "import sys; from localgrad.distribute.worker import serve; "
@@ -63,18 +64,18 @@ class LocalCluster:
         if isinstance(num_workers, bool) or not (
             isinstance(num_workers, int) and num_workers >= 1
         ):
-            raise ValueError(
+            raise UserError(
                 f"num_workers={num_workers!r} must be a positive integer."
             )
         cores = sorted(os.sched_getaffinity(0))
         if pin_cores and len(cores) < num_workers:
-            raise ValueError(
+            raise UserError(
                 f"pin_cores=True needs a core per worker: {num_workers} "
                 f"workers, {len(cores)} cores ({cores}). Use fewer workers "
                 "or pin_cores=False."
             )
         if pin_cores and shutil.which("taskset") is None:
-            raise ValueError(
+            raise UserError(
                 "pin_cores=True needs `taskset` (util-linux); install it or "
                 "use pin_cores=False."
             )
@@ -143,7 +144,7 @@ class LocalCluster:
             RuntimeError: if it does not answer within `timeout` seconds.
         """
         if self.processes[task].poll() is None:
-            raise ValueError(
+            raise UserError(
                 f"Worker task {task} is still running; kill(task) first."
             )
         self.processes[task] = self._launch(task)

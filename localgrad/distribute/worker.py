@@ -9,7 +9,12 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from localgrad.distribute.addresses import JOB_NAME, parse_cluster
+from localgrad.distribute.addresses import (
+    JOB_NAME,
+    parse_cluster,
+    split_address,
+)
+from localgrad.errors import UserError
 
 
 def start_worker(
@@ -40,14 +45,15 @@ def start_worker(
         The started server.
 
     Raises:
-        ValueError: if the cluster is malformed, `task` is not one of its
-            tasks, or `threads` is not a positive integer.
+        UserError: if the cluster is malformed, `task` is not one of its
+            tasks, `threads` is not a positive integer, or the task's port
+            is taken.
     """
     addresses = parse_cluster(cluster)
     if isinstance(task, bool) or not isinstance(task, int):
-        raise ValueError(f"task={task!r} must be an integer task index.")
+        raise UserError(f"task={task!r} must be an integer task index.")
     if not 0 <= task < len(addresses):
-        raise ValueError(
+        raise UserError(
             f"task={task} is not a task of a cluster of {len(addresses)} "
             f"workers: use --task=0..{len(addresses) - 1}, the index of this "
             "machine's address in --cluster."
@@ -57,20 +63,31 @@ def start_worker(
         if isinstance(threads, bool) or not (
             isinstance(threads, int) and threads > 0
         ):
-            raise ValueError(
+            raise UserError(
                 f"threads={threads!r} must be a positive integer, or None "
                 "for TensorFlow's default."
             )
         config.intra_op_parallelism_threads = threads
         config.inter_op_parallelism_threads = threads
-    return tf.distribute.Server(
-        tf.train.ClusterSpec({JOB_NAME: addresses}),
-        job_name=JOB_NAME,
-        task_index=task,
-        protocol="grpc",
-        config=config,
-        start=True,
-    )
+    try:
+        return tf.distribute.Server(
+            tf.train.ClusterSpec({JOB_NAME: addresses}),
+            job_name=JOB_NAME,
+            task_index=task,
+            protocol="grpc",
+            config=config,
+            start=True,
+        )
+    except tf.errors.UnknownError as error:
+        if "Could not start gRPC server" not in str(error):
+            raise
+        port = split_address(addresses[task])[1]
+        raise UserError(
+            f"Worker task {task} cannot listen on port {port}: another "
+            "program (another worker?) uses it, or this user may not. Free "
+            f"the port (`ss -ltnp 'sport = :{port}'` shows who has it), or "
+            "give this task another port in --cluster, on every machine."
+        ) from error
 
 
 def serve(

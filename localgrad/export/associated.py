@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from localgrad.associated import AssociatedModel
 from localgrad.associated.components import decode
+from localgrad.errors import UserError
 from localgrad.export.endpoints import EXIT_PREFIX, SERVE, EndpointModule
 
 ADAPTIVE = "serve_adaptive"
@@ -63,7 +64,7 @@ class AssociatedInferenceModule(EndpointModule):
         if adaptive_threshold is not None and not (
             0.0 < float(adaptive_threshold) <= 1.0
         ):
-            raise ValueError(
+            raise UserError(
                 f"adaptive_threshold={adaptive_threshold!r} must be a "
                 "probability in (0, 1]: an example exits at the first depth "
                 "whose largest probability reaches it."

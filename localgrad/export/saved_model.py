@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from localgrad.associated import AssociatedModel
 from localgrad.ensemble import check_num_heads, ensemble_log_probs
+from localgrad.errors import UserError
 from localgrad.export import sizes
 from localgrad.export.associated import AssociatedInferenceModule
 from localgrad.export.endpoints import EXIT_PREFIX, SERVE, EndpointModule
@@ -157,7 +158,7 @@ class InferenceModule(EndpointModule):
                 v.name for v in function.variables if id(v) not in tracked
             ]
             if missing:
-                raise ValueError(
+                raise UserError(
                     f"Endpoint {name} reads variables outside the network "
                     f"and its heads: {missing}. Export only models whose "
                     "layers read their own weights."
@@ -185,26 +186,26 @@ def resolve_early_exits(early_exits, num_blocks: int) -> list:
     if isinstance(early_exits, (str, bytes)) or not isinstance(
         early_exits, Sequence
     ):
-        raise ValueError(
+        raise UserError(
             f"early_exits={early_exits!r} must be True (an exit after "
             "every non-last block), False, or a list of block indices."
         )
     blocks = []
     for block in early_exits:
         if isinstance(block, bool) or not isinstance(block, (int, np.integer)):
-            raise ValueError(
+            raise UserError(
                 f"early_exits holds {block!r}; block indices are ints in "
                 f"0..{num_blocks - 2}."
             )
         if block == num_blocks - 1:
-            raise ValueError(
+            raise UserError(
                 f"There is no early exit after block {block}: it is the "
                 f"last of the model's {num_blocks} block(s), which ends in "
                 "the network's own classifier; that prediction is the "
                 f"`serve` endpoint. Ask for exits in 0..{num_blocks - 2}."
             )
         if not 0 <= block < num_blocks - 1:
-            raise ValueError(
+            raise UserError(
                 f"early exit {block} is not a non-last block of a model "
                 f"with {num_blocks} block(s); use indices in "
                 f"0..{num_blocks - 2} (blocks count from 0)."
@@ -290,7 +291,7 @@ def save(
 def _inference_module(model, ensemble, early_exits, adaptive_threshold):
     if isinstance(model, AssociatedModel):
         if ensemble is not None:
-            raise ValueError(
+            raise UserError(
                 "An AssociatedModel has no heads to ensemble; export it "
                 "without ensemble= (early_exits= and adaptive_threshold= "
                 "give its shortcut predictions)."
@@ -301,7 +302,7 @@ def _inference_module(model, ensemble, early_exits, adaptive_threshold):
             adaptive_threshold,
         )
     if adaptive_threshold is not None:
-        raise ValueError(
+        raise UserError(
             "adaptive_threshold= is for an AssociatedModel's shortcut "
             f"predictions; got a {type(model).__name__}."
         )
@@ -316,7 +317,7 @@ def _parts(model):
         return model.network, list(model.block_ranges), heads
     if isinstance(model, Network):
         return model, [(0, model.num_units)], [model.classifier]
-    raise ValueError(
+    raise UserError(
         f"localgrad.export needs a localgrad.GreedyModel or "
         f"localgrad.Network; got {type(model).__name__}. Load a trained "
         "model with keras.saving.load_model('model.keras') first."

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 import numpy as np
 import tensorflow as tf
 
+from localgrad.errors import UserError
+
 # The checkpoint entry that holds the object graph, not a variable.
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
@@ -93,7 +95,7 @@ def saved_parameter_count(export_dir: str) -> ParameterCount:
     """
     prefix = os.path.join(export_dir, "variables", "variables")
     if not tf.io.gfile.exists(prefix + ".index"):
-        raise ValueError(
+        raise UserError(
             f"{export_dir} holds no SavedModel variables (no "
             f"{prefix}.index); pass the directory localgrad.export.save "
             "wrote."

@@ -17,6 +17,8 @@ import warnings
 
 import tensorflow as tf
 
+from localgrad.errors import UserError
+
 TFLITE_FILENAME = "model.tflite"
 
 
@@ -55,7 +57,7 @@ def convert_to_tflite(saved_model_dir: str, output_path: str) -> str:
         try:
             flat_buffer = converter.convert()
         except Exception as error:  # The converter raises several types.
-            raise ValueError(
+            raise UserError(
                 f"TFLite could not convert {saved_model_dir}: {error}"
             ) from error
     _check_loads(flat_buffer, saved_model_dir)
@@ -75,7 +77,7 @@ def _check_loads(flat_buffer, saved_model_dir):
             warnings.simplefilter("ignore")
             tf.lite.Interpreter(model_content=flat_buffer)
     except (ValueError, RuntimeError) as error:
-        raise ValueError(
+        raise UserError(
             f"TFLite converted {saved_model_dir}, but its interpreter "
             f"cannot load the result: {error}. Some layer lowers to ops "
             "TFLite cannot size for a dynamic batch (an einsum with a "

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.errors import UserError
 from localgrad.export import sizes
 from localgrad.export.saved_model import ExportSummary, save
 from localgrad.greedy_model import GreedyModel
@@ -39,14 +40,14 @@ def load_trained_model(workdir: str) -> GreedyModel:
     """
     path = os.path.join(workdir, MODEL_FILENAME)
     if not os.path.exists(path):
-        raise ValueError(
+        raise UserError(
             f"no trained model in {workdir}: {path} does not exist. Run "
             f"localgrad-train --workdir={workdir} ... first (it writes "
             f"{MODEL_FILENAME} when training ends)."
         )
     model = keras.saving.load_model(path, compile=False)
     if not isinstance(model, GreedyModel):
-        raise ValueError(
+        raise UserError(
             f"{path} holds a {type(model).__name__}, not a "
             "localgrad.GreedyModel; export the train binary's model."
         )

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.errors import UserError
 from localgrad.models.units import BN_EPSILON, BN_MOMENTUM
 
 
@@ -47,7 +48,7 @@ class Head(keras.layers.Layer):
         super().__init__(**kwargs)
         self.head_name = kind or type(self).head_name
         if not 0.0 <= bn_momentum < 1.0:
-            raise ValueError(
+            raise UserError(
                 f"Head '{self.head_name}' needs bn_momentum in [0, 1) (the "
                 f"weight of the old moving statistics, e.g. {BN_MOMENTUM}); "
                 f"got {bn_momentum!r}."
@@ -57,13 +58,13 @@ class Head(keras.layers.Layer):
         if not shape or any(
             not isinstance(size, int) or size < 1 for size in shape
         ):
-            raise ValueError(
+            raise UserError(
                 f"Head '{self.head_name}' needs a feature shape of positive "
                 f"integers without the batch dimension, e.g. (8, 8, 16) or "
                 f"(64,); got {shape}."
             )
         if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
+            raise UserError(
                 f"Head '{self.head_name}' needs num_classes >= 1 (an int); "
                 f"got {num_classes!r}."
             )
@@ -134,20 +135,20 @@ def require_spatial(
             are flat, of another rank, or smaller than `min_size`.
     """
     if len(input_shape) == 1:
-        raise ValueError(
+        raise UserError(
             f"Head '{head_name}' needs a spatial feature map (H, W, C) but "
             f"got flat features of shape {tuple(input_shape)}: use 'linear' "
             "or 'mlp' for flat features."
         )
     if len(input_shape) != 3:
-        raise ValueError(
+        raise UserError(
             f"Head '{head_name}' needs a feature map of shape (H, W, C); got "
             f"shape {tuple(input_shape)}. Reshape the block output to "
             "(H, W, C) or flatten it and use 'linear' or 'mlp'."
         )
     height, width, channels = input_shape
     if height < min_size or width < min_size:
-        raise ValueError(
+        raise UserError(
             f"Head '{head_name}' needs a feature map of at least "
             f"{min_size}x{min_size}; got shape {tuple(input_shape)}. Place "
             "the boundary earlier (on a larger map) or use 'mlp_sr', 'mlp', "

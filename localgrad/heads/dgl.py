@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.errors import UserError
 from localgrad.heads.base import Head, batch_norm, require_spatial
 from localgrad.heads.pooling import AdaptiveAveragePooling2D
 
@@ -160,7 +161,7 @@ class MLPHead(Head):
         if hidden_units is None:
             hidden_units = min(flat_size, MLP_MAX_HIDDEN_UNITS)
         if not isinstance(hidden_units, int) or hidden_units < 1:
-            raise ValueError(
+            raise UserError(
                 f"Head 'mlp' needs hidden_units >= 1 (an int) or None; got "
                 f"{hidden_units!r}."
             )

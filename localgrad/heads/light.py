@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.errors import UserError
 from localgrad.heads.base import Head, batch_norm, require_spatial
 from localgrad.models.units import BN_MOMENTUM
 
@@ -195,7 +196,7 @@ class LightHead(Head):
         **kwargs,
     ):
         if depth not in (1, 2, 3, 4):
-            raise ValueError(
+            raise UserError(
                 f"A light head has depth 1..4 ('light1'..'light4'); got "
                 f"depth={depth!r}."
             )
@@ -203,13 +204,13 @@ class LightHead(Head):
             input_shape, num_classes, kind=f"light{depth}", **kwargs
         )
         if not width_mult > 0:
-            raise ValueError(
+            raise UserError(
                 f"Head 'light{depth}' needs width_mult > 0; got {width_mult}."
             )
         if isinstance(reduction, bool) or not (
             isinstance(reduction, int) and reduction >= 1
         ):
-            raise ValueError(
+            raise UserError(
                 f"Head 'light{depth}' needs reduction to be an integer >= 1 "
                 f"(P = C // reduction); got {reduction!r}."
             )

@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from localgrad.errors import UserError
+
 
 def adaptive_pool_matrix(input_size: int, output_size: int) -> np.ndarray:
     """The `(output_size, input_size)` matrix of adaptive average pooling.
@@ -35,7 +37,7 @@ def adaptive_pool_matrix(input_size: int, output_size: int) -> np.ndarray:
         ValueError: if `output_size` is not in `1..input_size`.
     """
     if not 1 <= output_size <= input_size:
-        raise ValueError(
+        raise UserError(
             f"Adaptive average pooling can only shrink: output size "
             f"{output_size} must be in 1..{input_size} (the input size)."
         )
@@ -78,7 +80,7 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
         if len(output_size) != 2 or any(
             not isinstance(size, int) or size < 1 for size in output_size
         ):
-            raise ValueError(
+            raise UserError(
                 "AdaptiveAveragePooling2D needs output_size as a positive int "
                 f"or a pair of them; got {output_size!r}."
             )

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import keras
 
 from localgrad import losses
+from localgrad.errors import UserError
 from localgrad.heads.base import Head, require_spatial
 
 # Largest flattened size of the prediction branch at width_mult = 1.
@@ -64,13 +65,11 @@ class PredSimHead(Head):
             self.head_name, self.feature_shape, min_size=2
         )
         if not width_mult > 0:
-            raise ValueError(
+            raise UserError(
                 f"Head 'predsim' needs width_mult > 0; got {width_mult}."
             )
         if not 0.0 <= beta <= 1.0:
-            raise ValueError(
-                f"Head 'predsim' needs beta in [0, 1]; got {beta}."
-            )
+            raise UserError(f"Head 'predsim' needs beta in [0, 1]; got {beta}.")
         self.width_mult = float(width_mult)
         self.beta = float(beta)
         self.max_features = max(int(PREDICTION_MAX_FEATURES * width_mult), 1)

@@ -4,6 +4,7 @@ from collections.abc import Callable, Sequence
 
 import keras
 
+from localgrad.errors import UserError
 from localgrad.heads.cnn1 import CNN1Head
 from localgrad.heads.dgl import CNNHead, MLPHead, MLPSRHead
 from localgrad.heads.light import LightHead
@@ -107,7 +108,7 @@ def build(
             the shape and a head that can).
     """
     if name not in _FACTORIES:
-        raise ValueError(
+        raise UserError(
             f"Unknown head {name!r}; known heads: {', '.join(HEAD_NAMES)}."
         )
     if layer_name is not None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.errors import UserError
 from localgrad.models.common import image_shape, scale, unit_name
 from localgrad.models.residual import BasicBlock, ResNetStem
 from localgrad.network import Network
@@ -47,7 +48,7 @@ def stage_boundaries(name: str) -> list[int]:
         ValueError: for another name.
     """
     if name not in CIFAR_RESNET_DEPTHS:
-        raise ValueError(
+        raise UserError(
             f"stage_boundaries is defined for {sorted(CIFAR_RESNET_DEPTHS)}; "
             f"got {name!r}."
         )
@@ -87,7 +88,7 @@ def build_cifar_resnet(
         ValueError: for an unknown name or a non-image input shape.
     """
     if name not in CIFAR_RESNET_DEPTHS:
-        raise ValueError(
+        raise UserError(
             f"Unknown CIFAR ResNet {name!r}; use one of "
             f"{sorted(CIFAR_RESNET_DEPTHS)}."
         )

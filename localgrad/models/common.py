@@ -2,6 +2,8 @@
 
 from collections.abc import Sequence
 
+from localgrad.errors import UserError
+
 SMALL_INPUT_SIDE = 64
 
 
@@ -29,7 +31,7 @@ def image_shape(input_shape: Sequence[int], name: str) -> tuple:
     """
     shape = tuple(input_shape)
     if len(shape) != 3:
-        raise ValueError(
+        raise UserError(
             f"{name} needs images of shape (height, width, channels); got "
             f"input_shape={shape}. For grey images add a channel axis, e.g. "
             "(28, 28, 1)."

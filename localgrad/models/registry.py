@@ -3,6 +3,7 @@
 import math
 from collections.abc import Sequence
 
+from localgrad.errors import UserError
 from localgrad.models.associated_nets import build_cnn_al, build_vgg_al
 from localgrad.models.cifar_resnet import (
     CIFAR_RESNET_DEPTHS,
@@ -63,23 +64,23 @@ def build(
             number of classes under 1 or a bad input shape.
     """
     if name not in MODEL_NAMES:
-        raise ValueError(
+        raise UserError(
             f"Unknown model name {name!r}; use one of {list(MODEL_NAMES)}."
         )
     if not (isinstance(width, (int, float)) and math.isfinite(width)) or (
         width <= 0
     ):
-        raise ValueError(
+        raise UserError(
             f"width must be a positive number (1.0 is the published size); "
             f"got width={width!r}."
         )
     if int(num_classes) != num_classes or num_classes < 1:
-        raise ValueError(
+        raise UserError(
             f"num_classes must be a positive integer; got {num_classes!r}."
         )
     shape = tuple(input_shape)
     if not shape or any(int(side) != side or side < 1 for side in shape):
-        raise ValueError(
+        raise UserError(
             "input_shape must be the non-empty shape of one example without "
             f"the batch dimension, all sides positive; got {input_shape!r}."
         )

@@ -14,6 +14,7 @@ The first unit of a ResNet also holds the network's stem (a `ResNetStem`):
 
 import keras
 
+from localgrad.errors import UserError
 from localgrad.models.units import ChainedUnit, batch_norm, build_chain
 
 STEM_KINDS = ("cifar", "imagenet")
@@ -64,7 +65,7 @@ class ResNetStem(ChainedUnit):
     def __init__(self, filters: int, kind: str = "cifar", **kwargs):
         super().__init__(**kwargs)
         if kind not in STEM_KINDS:
-            raise ValueError(
+            raise UserError(
                 f"Unknown stem kind {kind!r}; use one of {STEM_KINDS}."
             )
         self.filters = filters

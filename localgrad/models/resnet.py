@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.errors import UserError
 from localgrad.models.common import (
     image_shape,
     is_small_input,
@@ -60,7 +61,7 @@ def build_resnet(
         ValueError: for an unknown name or a non-image input shape.
     """
     if name not in RESNET_LAYOUTS:
-        raise ValueError(
+        raise UserError(
             f"Unknown ResNet {name!r}; use one of {sorted(RESNET_LAYOUTS)}."
         )
     shape = image_shape(input_shape, name)

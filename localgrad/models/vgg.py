@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import keras
 
+from localgrad.errors import UserError
 from localgrad.models.common import (
     image_shape,
     is_small_input,
@@ -63,7 +64,7 @@ def build_vgg(
         ValueError: for an unknown name or a non-image input shape.
     """
     if name not in VGG_LAYOUTS:
-        raise ValueError(
+        raise UserError(
             f"Unknown VGG {name!r}; use one of {sorted(VGG_LAYOUTS)}."
         )
     shape = image_shape(input_shape, name)

@@ -9,6 +9,8 @@ saving in a checkpoint beyond the counters the search keeps anyway.
 
 import numpy as np
 
+from localgrad.errors import UserError
+
 
 class BatchSampler:
     """Draws batches of `(x, y)` by (stream, index), deterministically.
@@ -39,17 +41,17 @@ class BatchSampler:
     ):
         x, y = np.asarray(x), np.asarray(y)
         if len(x) != len(y):
-            raise ValueError(
+            raise UserError(
                 f"x and y have different lengths ({len(x)} and {len(y)}); "
                 "give one label per example."
             )
         if len(x) < batch_size:
-            raise ValueError(
+            raise UserError(
                 f"{len(x)} examples cannot fill one batch of {batch_size}; "
                 "use a smaller batch_size or more data."
             )
         if augment and x.ndim != 4:
-            raise ValueError(
+            raise UserError(
                 f"augment=True shifts and flips images (N, H, W, C); the "
                 f"inputs have shape {x.shape}. Set augment=False."
             )

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from localgrad import checkpoint_files
+from localgrad.errors import UserError
 from localgrad.search.weight_memory import WeightMemory
 
 STATE_FILE = "search_state.npz"
@@ -71,7 +72,7 @@ class SearchCheckpoint:
         try:
             arrays, meta = checkpoint_files.read_arrays(self.state_path)
         except checkpoint_files.DamagedFileError as error:
-            raise ValueError(
+            raise UserError(
                 f"The search checkpoint is damaged: {error}. Delete "
                 f"{self.directory} to start afresh."
             ) from error
@@ -113,7 +114,7 @@ class SearchCheckpoint:
             if saved.get(key) != fingerprint.get(key)
         )
         if differences:
-            raise ValueError(
+            raise UserError(
                 f"The checkpoint in {self.directory} was written by a "
                 f"different search (it differs in {differences}). Use a new "
                 "workdir, or delete that checkpoint to start afresh."

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from localgrad.errors import UserError
 from localgrad.search.supernet import DEFAULT_HEADS
 
 
@@ -61,7 +62,7 @@ def discretize(
         or int(num_blocks) != num_blocks
         or not 1 <= num_blocks <= num_units
     ):
-        raise ValueError(
+        raise UserError(
             f"num_blocks={num_blocks!r} is out of range: a network of "
             f"{num_units} units splits into 1..{num_units} blocks."
         )
@@ -87,21 +88,21 @@ def _probabilities(source, head_names):
         beta_probs = softmax(source[1])
         names = _default_names(head_names, beta_probs)
     else:
-        raise ValueError(
+        raise UserError(
             "discretize needs a SearchResult, a Decoupling, or a pair "
             f"(alpha, beta) of arrays; got {type(source).__name__}."
         )
     if alpha_probs.ndim != 2 or alpha_probs.shape[1] != 2:
-        raise ValueError(
+        raise UserError(
             f"alpha must have shape (L - 1, 2); got {alpha_probs.shape}."
         )
     if beta_probs.ndim != 2 or beta_probs.shape[0] != alpha_probs.shape[0]:
-        raise ValueError(
+        raise UserError(
             f"beta must have shape (L - 1, M) = ({alpha_probs.shape[0]}, M) "
             f"to match alpha; got {beta_probs.shape}."
         )
     if len(names) != beta_probs.shape[1]:
-        raise ValueError(
+        raise UserError(
             f"{len(names)} head names for {beta_probs.shape[1]} candidates "
             "in beta; give one name per column of beta."
         )
@@ -113,7 +114,7 @@ def _default_names(head_names, beta_probs):
         return list(head_names)
     if beta_probs.ndim == 2 and beta_probs.shape[1] == len(DEFAULT_HEADS):
         return list(DEFAULT_HEADS)
-    raise ValueError(
+    raise UserError(
         f"beta has {beta_probs.shape[-1]} candidates, not the 4 default "
         "light heads: pass head_names=[...] (one name per candidate)."
     )

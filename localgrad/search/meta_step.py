@@ -25,6 +25,7 @@ import functools
 import tensorflow as tf
 from keras import ops
 
+from localgrad.errors import UserError
 from localgrad.search.exact_moments import exact_batch_moments
 from localgrad.search.fused_batch_norm import fused_batch_normalization
 from localgrad.search.gates import (
@@ -102,7 +103,7 @@ class MetaStep:
         fused_batch_norm: bool = True,
     ):
         if objective not in OBJECTIVES:
-            raise ValueError(
+            raise UserError(
                 f"Unknown objective {objective!r}; use 'valid' (the "
                 "validation loss after the unroll, the default) or "
                 "'train_last' (the last inner training loss)."
@@ -390,7 +391,7 @@ def _positions(variables, all_variables) -> list:
     try:
         return [index[id(v)] for v in variables]
     except KeyError as error:
-        raise ValueError(
+        raise UserError(
             "The network's variables are not all in the supernet; build the "
             "RelaxedSupernet on this network."
         ) from error

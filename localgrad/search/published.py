@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from localgrad.errors import UserError
 from localgrad.search import Decoupling, make_decoupling, read_decoupling
 from localgrad.search.supernet import DEFAULT_HEADS
 
@@ -88,14 +89,14 @@ def decoupling_from_weights(
     heads = list(candidate_heads)
     rows = network.num_units - 1
     if alpha.shape != (rows, 2):
-        raise ValueError(
+        raise UserError(
             f"alpha_softmax has shape {alpha.shape}; {network.architecture!r} "
             f"has {network.num_units} units, so it needs ({rows}, 2): one "
             "row per non-last unit. Check that the weights were searched on "
             "this network (same model and unit count)."
         )
     if beta.shape != (rows, len(heads)):
-        raise ValueError(
+        raise UserError(
             f"beta_softmax has shape {beta.shape}; it needs ({rows}, "
             f"{len(heads)}): one row per non-last unit and one column per "
             f"candidate head {heads}."
@@ -106,7 +107,7 @@ def decoupling_from_weights(
             or np.any(probabilities < 0)
             or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
         ):
-            raise ValueError(
+            raise UserError(
                 f"Every row of {name}_softmax must be a probability "
                 "distribution (non-negative, summing to 1). For raw "
                 f"decision variables, pass softmax({name}) "
@@ -147,7 +148,7 @@ def published_decoupling_path(
     """
     if (dataset, architecture) not in PUBLISHED:
         listed = ", ".join(f"{d}/{a}" for d, a in PUBLISHED)
-        raise ValueError(
+        raise UserError(
             f"No published SEDONA decoupling for {architecture!r} on "
             f"{dataset!r}; published: {listed}. Search it yourself with "
             "localgrad-search."

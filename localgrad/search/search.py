@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from localgrad.data import holdout_mask
 from localgrad.decoupling_file import network_facts
+from localgrad.errors import UserError
 from localgrad.network import Network
 from localgrad.search.batches import BatchSampler
 from localgrad.search.checkpoint import SearchCheckpoint
@@ -124,11 +125,11 @@ class Search:
             ("inner_steps", inner_steps, 1),
         ):
             if isinstance(value, bool) or int(value) != value or value < low:
-                raise ValueError(
+                raise UserError(
                     f"{name} must be an integer >= {low}; got {value!r}."
                 )
         if not 0.0 < validation_fraction < 1.0:
-            raise ValueError(
+            raise UserError(
                 f"validation_fraction={validation_fraction} must be in "
                 "(0, 1): the part of the training set held out for the "
                 "outer objective (the paper holds out 0.4)."
@@ -225,7 +226,7 @@ class Search:
         x = np.asarray(x, dtype=self.dtype)
         y = np.asarray(y, dtype=np.int32)
         if tuple(x.shape[1:]) != tuple(self.network.example_shape):
-            raise ValueError(
+            raise UserError(
                 f"Examples of shape {tuple(x.shape[1:])} do not fit the "
                 f"network's input shape {self.network.example_shape}."
             )

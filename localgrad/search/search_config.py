@@ -9,6 +9,7 @@ defaults are the paper's search (methods.md §3) on CIFAR-10's VGG-19.
 from ml_collections import config_dict
 
 from localgrad.config_fields import config_from
+from localgrad.errors import UserError
 from localgrad.search.meta_step import OBJECTIVES
 from localgrad.search.search_fields import FIELDS
 
@@ -65,12 +66,12 @@ def check_search_config(config) -> None:
     known = set(default_search_config().keys())
     unknown = sorted(set(config.keys()) - known)
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"Unknown search config fields {unknown}; the fields are listed "
             "in localgrad/search/search_config.py."
         )
     if config.objective not in OBJECTIVES:
-        raise ValueError(
+        raise UserError(
             f"config.objective={config.objective!r}; use 'valid' or "
             "'train_last'."
         )
@@ -78,7 +79,7 @@ def check_search_config(config) -> None:
     if isinstance(heads, str):
         heads = tuple(h for h in heads.split(",") if h)
     if not heads:
-        raise ValueError(
+        raise UserError(
             "config.heads is empty; give the candidate head names, e.g. "
             "--config.heads=light1,light2,light3,light4."
         )
@@ -90,9 +91,9 @@ def check_search_config(config) -> None:
         "log_every",
     ):
         if config[name] < 1:
-            raise ValueError(f"config.{name} must be >= 1; got {config[name]}.")
+            raise UserError(f"config.{name} must be >= 1; got {config[name]}.")
     if config.meta_iterations < 0:
-        raise ValueError(
+        raise UserError(
             f"config.meta_iterations must be >= 0; got "
             f"{config.meta_iterations}."
         )

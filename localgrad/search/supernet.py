@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from localgrad import heads as heads_lib
+from localgrad.errors import UserError
 from localgrad.network import Network, config_with_network
 from localgrad.search.gates import gate
 
@@ -55,13 +56,13 @@ class RelaxedSupernet(keras.layers.Layer):
         super().__init__(**kwargs)
         heads = list(heads) if not isinstance(heads, str) else [heads]
         if network.num_units < 2:
-            raise ValueError(
+            raise UserError(
                 "A decoupling search needs a network of at least 2 units "
                 f"(a boundary falls between units); {network.architecture!r} "
                 f"has {network.num_units}."
             )
         if not heads or len(set(heads)) != len(heads):
-            raise ValueError(
+            raise UserError(
                 f"heads={heads} must be a non-empty list of distinct head "
                 "names, e.g. ['light1', 'light2', 'light3', 'light4']."
             )
@@ -82,7 +83,7 @@ class RelaxedSupernet(keras.layers.Layer):
                         layer_name=f"unit_{index:02d}_{name}",
                     )
                 except ValueError as error:
-                    raise ValueError(
+                    raise UserError(
                         f"Candidate head {name!r} cannot follow unit "
                         f"{index + 1} ({network.unit_names[index]}, output "
                         f"shape {shape}): {error} Choose candidate heads "

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from localgrad import checkpoint_files
+from localgrad.errors import UserError
 from localgrad.search.state import SupernetState
 
 
@@ -47,7 +48,7 @@ class WeightMemory:
 
     def __init__(self, capacity: int):
         if int(capacity) != capacity or capacity < 1:
-            raise ValueError(
+            raise UserError(
                 f"The weight memory needs capacity >= 1 (the paper keeps "
                 f"~50 snapshots); got {capacity!r}."
             )
@@ -74,7 +75,7 @@ class WeightMemory:
             ValueError: if the memory is full.
         """
         if len(self) >= self.capacity:
-            raise ValueError(
+            raise UserError(
                 f"The weight memory is full ({self.capacity} snapshots); "
                 "replace a slot instead of adding."
             )
@@ -93,7 +94,7 @@ class WeightMemory:
             ValueError: if the memory is empty.
         """
         if not self._snapshots:
-            raise ValueError(
+            raise UserError(
                 "The weight memory is empty: run the warm-up (it fills the "
                 "memory) before meta-iterations."
             )
@@ -144,7 +145,7 @@ class WeightMemory:
             try:
                 snapshot = _read_snapshot(path)
             except (OSError, ValueError, KeyError) as error:
-                raise ValueError(
+                raise UserError(
                     f"Cannot read weight-memory snapshot {path}: {error}. "
                     "The search checkpoint is damaged; delete the workdir's "
                     "checkpoint directory to start the search afresh."

@@ -31,6 +31,7 @@ from localgrad.asynchrony.slowdown import validate_slowdown
 from localgrad.blocks import block_step
 from localgrad.blocks.executors.executor import Executor
 from localgrad.blocks.hand_over import HandOver
+from localgrad.errors import UserError
 
 # A learning rate that falls by this factor or more in one step has
 # dropped (a step schedule), and the warm-up order starts again.
@@ -84,7 +85,7 @@ class AsyncSettings:
             or not isinstance(buffer_size, int)
             or buffer_size < 1
         ):
-            raise ValueError(
+            raise UserError(
                 "buffer_size must be an integer >= 1 (the batches each "
                 f"replay buffer holds); got {buffer_size!r}."
             )
@@ -133,7 +134,7 @@ class AsyncExecutor(Executor):
     ):
         super().__init__(blocks, strategy, eager, jit_compile)
         if strategy.num_replicas_in_sync > 1:
-            raise ValueError(
+            raise UserError(
                 "Asynchronous DGL runs each block on one device; it cannot "
                 "run under a distribution strategy with "
                 f"{strategy.num_replicas_in_sync} replicas. Place the blocks "
@@ -259,7 +260,7 @@ class AsyncExecutor(Executor):
 
     def _check_trained(self, trained):
         if list(trained) != list(range(len(self.blocks))):
-            raise ValueError(
+            raise UserError(
                 "Asynchronous DGL trains every block at its own pace, but "
                 f"trained_blocks={list(trained)}: it cannot be combined "
                 "with a sequential or multi-lap schedule."

@@ -26,6 +26,7 @@ import tensorflow as tf
 from localgrad.blocks import block_step
 from localgrad.blocks.executors.executor import Executor
 from localgrad.blocks.hand_over import HandOver
+from localgrad.errors import UserError
 
 
 class PipelinedExecutor(Executor):
@@ -63,7 +64,7 @@ class PipelinedExecutor(Executor):
 
     def train(self, x, y, sample_weight, trained) -> None:
         if list(trained) != list(range(len(self.blocks))):
-            raise ValueError(
+            raise UserError(
                 f"The pipelined executor trains every block at every step, "
                 f"but trained_blocks={list(trained)}: a sequential or "
                 "multi-lap schedule cannot be pipelined. Use "

@@ -1,0 +1,27 @@
+"""The error localgrad raises for what its user can fix.
+
+`UserError` is a bad config field or argument, a path, data that are not
+what they say, a workdir in use, a cluster that cannot be used: raised
+where the input is checked, with a message that names the problem and
+the fix. It is a `ValueError`, so `except ValueError` still catches it.
+The commands (`localgrad-train`, ...) print a `UserError` in one line and
+exit with status 2; any other exception is a bug in localgrad or below
+it, and keeps its traceback (status 1).
+
+Example:
+
+```python
+try:
+    localgrad.GreedyModel(net, num_blocks=0)
+except localgrad.UserError as error:
+    print(error)  # what is wrong, and how to fix it
+```
+"""
+
+
+class UserError(ValueError):
+    """Bad input, refused where it is checked; the message says the fix."""
+
+
+class MissingPackageError(UserError, ImportError):
+    """A feature needs a package that is not installed (`pip install ...`)."""
