@@ -1,18 +1,26 @@
 """Per-unit cost of a network: output shape, parameters, FLOPs, activations.
 
-Each unit is traced alone in a `tf.function` (training mode, batch dimension
-left unknown) and the ops of the traced graph are walked:
+Each unit is traced alone in a `tf.function` (training mode), forward and
+backward, once at a batch of 1 and once at a batch of 2, every shape
+static; the ops of the two graphs are walked and the per-example cost is
+the difference of the two counts (what does not depend on the batch, such
+as the weights, cancels):
 
 - FLOPs are 2 × the multiply-accumulates of the `Conv2D`,
-  `DepthwiseConv2dNative`, `MatMul`, `BatchMatMulV2` and `BatchMatMulV3` ops.
-  Batch normalization, activations, pooling and additions are not counted.
+  `DepthwiseConv2dNative`, `MatMul`, `BatchMatMulV2` and `BatchMatMulV3`
+  ops: convolutions (separable ones are a depthwise and a pointwise one),
+  and Dense layers, also on N-D inputs (Keras flattens them into a
+  `MatMul`). Batch normalization, layer normalization, activations,
+  pooling, additions and multiplications (a squeeze-and-excite's scaling)
+  are not counted. A unit with an op that does multiply-accumulates of
+  another kind (`Einsum`, 3-D or transposed convolutions) is refused,
+  naming the op.
 - Activation bytes are what a training step keeps for the unit's backward
-  pass: the unit is traced forward and backward (the gradient of its output
-  with respect to its input and weights), and every per-example tensor of
-  the forward pass that a backward op reads is counted once (through ops
-  that only alias their input, such as `Identity` or `Reshape`, to the
-  tensor they alias). The unit's input is not counted: it belongs to the
-  unit before. The count is exactly linear in the batch size.
+  pass: every forward tensor that a backward op reads (the gradient of the
+  unit's output with respect to its input and weights), counted once
+  (through ops that only alias their input, such as `Identity` or
+  `Reshape`, to the tensor they alias). The unit's input is not counted:
+  it belongs to the unit before.
 
 The classifier is not profiled: the rows cover the units only.
 """
@@ -28,6 +36,14 @@ from localgrad.network import Network
 
 MATMUL_OPS = ("MatMul", "BatchMatMulV2", "BatchMatMulV3")
 CONV_OPS = ("Conv2D", "DepthwiseConv2dNative")
+# Ops that multiply-accumulate in a way `_macs` does not count.
+UNCOUNTED_OPS = (
+    "Einsum",
+    "Conv3D",
+    "Conv2DBackpropInput",
+    "Conv3DBackpropInputV2",
+    "DepthwiseConv2dNativeBackpropInput",
+)
 ALIAS_OPS = (
     "Placeholder",
     "Identity",
@@ -87,8 +103,9 @@ def profile(
         One `UnitProfile` per unit, in order.
 
     Raises:
-        ValueError: for a batch size under 1, or a unit whose traced tensors
-            have unknown dimensions besides the batch.
+        UserError: for a batch size under 1, or a unit whose traced tensors
+            have unknown dimensions or whose multiply-accumulates it cannot
+            count, naming the op.
     """
     if int(batch_size) != batch_size or batch_size < 1:
         raise UserError(
@@ -98,16 +115,15 @@ def profile(
     shape = tuple(network.example_shape if input_shape is None else input_shape)
     profiles = []
     for unit in network.units:
-        graph, output_shape, forward_op_count = _trace(unit, shape)
-        (macs, fixed_macs), activation_bytes = _count(
-            graph, forward_op_count, unit.name
-        )
+        (macs_1, bytes_1), output_shape = _costs(unit, shape, batch=1)
+        (macs_2, bytes_2), _ = _costs(unit, shape, batch=2)
+        macs, activation_bytes = macs_2 - macs_1, bytes_2 - bytes_1
         profiles.append(
             UnitProfile(
                 name=unit.name,
                 output_shape=output_shape,
                 params=int(unit.count_params()),
-                flops=2 * (macs * batch_size + fixed_macs),
+                flops=2 * (macs * batch_size + macs_1 - macs),
                 activation_bytes=activation_bytes * batch_size,
             )
         )
@@ -172,13 +188,13 @@ def _format_bytes(count):
     return f"{count:,.1f} GiB"
 
 
-def _trace(unit, input_shape):
-    """Traces `unit` forward and backward on a batch of unknown size.
+def _costs(unit, input_shape, batch):
+    """(multiply-accumulates, saved bytes) of `unit` at `batch`; its shape.
 
-    Returns the graph, the output shape and how many of the graph's ops
-    belong to the forward pass (they are created first).
+    Traces the unit forward and backward on a batch of that static size;
+    the forward pass's ops are created first.
     """
-    spec = tf.TensorSpec((None,) + tuple(input_shape), tf.float32)
+    spec = tf.TensorSpec((batch,) + tuple(input_shape), tf.float32)
     forward_ops = []
 
     def forward_and_backward(inputs):
@@ -193,20 +209,10 @@ def _trace(unit, input_shape):
 
     concrete = tf.function(forward_and_backward).get_concrete_function(spec)
     output = tf.nest.flatten(concrete.structured_outputs)[0]
-    return concrete.graph, tuple(output.shape[1:]), forward_ops[0]
-
-
-def _count(graph, forward_op_count, unit_name):
-    """Multiply-accumulates (per example, fixed) and saved bytes."""
-    operations = graph.get_operations()
-    forward, backward = (
-        operations[:forward_op_count],
-        operations[forward_op_count:],
-    )
-    macs = [0, 0]
-    for op in forward:
-        if op.type in CONV_OPS or op.type in MATMUL_OPS:
-            macs = [a + b for a, b in zip(macs, _macs(op, unit_name))]
+    operations = concrete.graph.get_operations()
+    forward = operations[: forward_ops[0]]
+    backward = operations[forward_ops[0] :]
+    macs = sum(_macs(op, unit.name) for op in forward)
     forward_tensors = {t.ref() for op in forward for t in op.outputs}
     saved = {
         _unaliased(tensor).ref()
@@ -214,7 +220,7 @@ def _count(graph, forward_op_count, unit_name):
         for tensor in op.inputs
         if tensor.ref() in forward_tensors
     }
-    activation_bytes = 0
+    saved_bytes = 0
     for ref in saved:
         tensor = ref.deref()
         if tensor.op.type in ALIAS_OPS or tensor.dtype in (
@@ -223,13 +229,8 @@ def _count(graph, forward_op_count, unit_name):
             tf.string,
         ):
             continue
-        shape = tensor.shape
-        if shape.rank is None or shape.rank == 0 or shape[0] is not None:
-            continue
-        activation_bytes += (
-            _per_example_size(tensor, unit_name) * tensor.dtype.size
-        )
-    return macs, activation_bytes
+        saved_bytes += _size(tensor, unit.name) * tensor.dtype.size
+    return (macs, saved_bytes), tuple(output.shape[1:])
 
 
 def _unaliased(tensor):
@@ -239,35 +240,45 @@ def _unaliased(tensor):
     return tensor
 
 
-def _per_example_size(tensor, unit_name):
-    """Number of elements of `tensor` per example (batch dimension = 1)."""
-    dims = tensor.shape.as_list()[1:]
-    if any(dim is None for dim in dims):
+def _size(tensor, unit_name):
+    """Number of elements of `tensor`, whose shape must be known."""
+    dims = tensor.shape.as_list() if tensor.shape.rank is not None else None
+    if dims is None or any(dim is None for dim in dims):
         raise UserError(
-            f"Cannot profile unit {unit_name!r}: its tensor {tensor.name} has "
-            f"shape {tensor.shape}, with unknown dimensions besides the "
-            "batch. Give the network a fully known input shape."
+            f"Cannot profile unit {unit_name!r}: its tensor {tensor.name} "
+            f"has shape {tensor.shape}, not known when the unit is traced. "
+            "Give the network a fully known input shape, or choose its "
+            "boundaries yourself (balance=None)."
         )
     return math.prod(dims)
 
 
 def _macs(op, unit_name):
-    """Multiply-accumulates of one conv or matmul op: (per example, fixed)."""
-    output = op.outputs[0]
+    """Multiply-accumulates of one op (0 for ops that do none we count)."""
+    if op.type in UNCOUNTED_OPS:
+        raise UserError(
+            f"Cannot profile unit {unit_name!r}: its op {op.name} "
+            f"({op.type}) does multiply-accumulates that localgrad.profile "
+            f"does not count (it counts {', '.join(CONV_OPS + MATMUL_OPS)}). "
+            "Choose the boundaries yourself (balance=None, boundaries=...)."
+        )
     if op.type == "Conv2D":
-        kernel_h, kernel_w, in_channels = op.inputs[1].shape.as_list()[:3]
-        inner = kernel_h * kernel_w * in_channels
+        inner = math.prod(op.inputs[1].shape.as_list()[:3])
     elif op.type == "DepthwiseConv2dNative":
-        kernel_h, kernel_w = op.inputs[1].shape.as_list()[:2]
-        inner = kernel_h * kernel_w
+        inner = math.prod(op.inputs[1].shape.as_list()[:2])
     elif op.type == "MatMul":
         left = op.inputs[0].shape.as_list()
         inner = left[0] if op.get_attr("transpose_a") else left[1]
-    else:
+    elif op.type in MATMUL_OPS:
         left = op.inputs[0].shape.as_list()
         inner = left[-2] if op.get_attr("adj_x") else left[-1]
-    if output.shape.rank and output.shape[0] is None:
-        return _per_example_size(output, unit_name) * inner, 0
-    if inner is None:  # A contraction over the batch, e.g. x^T x.
-        return math.prod(output.shape.as_list()), 0
-    return 0, math.prod(output.shape.as_list()) * inner  # Weights only.
+    else:
+        return 0
+    if inner is None:
+        raise UserError(
+            f"Cannot profile unit {unit_name!r}: its op {op.name} "
+            f"({op.type}) has an input of shape {op.inputs[0].shape}, not "
+            "known when the unit is traced. Choose the boundaries yourself "
+            "(balance=None, boundaries=...)."
+        )
+    return _size(op.outputs[0], unit_name) * inner

@@ -2,9 +2,10 @@
 
 import dataclasses
 
+import keras
 import pytest
 
-from localgrad import models
+from localgrad import GreedyModel, Network, UserError, models
 from localgrad.profile import UnitProfile, format_profile, profile
 
 WIDTH = 0.125
@@ -115,3 +116,65 @@ def test_profiles_are_frozen(resnet):
 def test_bad_batch_size_is_rejected(batch_size, resnet):
     with pytest.raises(ValueError, match="batch_size"):
         profile(resnet, batch_size=batch_size)
+
+
+def _one_unit(layers, input_shape):
+    """A network whose one unit is `layers` on `input_shape`."""
+    unit = keras.Sequential(layers, name="unit")
+    classifier = keras.Sequential(
+        [keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+    return Network([unit], classifier, input_shape)
+
+
+def test_keras_applications_layers_are_counted_by_hand():
+    # What keras.applications' families use, on 4×4×8 maps: a Dense on a
+    # 4-D map (ConvNeXt), a depthwise and a separable convolution
+    # (MobileNet, Xception), LayerNormalization, a squeeze-and-excite
+    # scaling (EfficientNet, MobileNetV3): only convolutions and Dense
+    # layers multiply-accumulate.
+    inputs = keras.Input((4, 4, 8))
+    dense = keras.layers.Dense(16)(inputs)  # 4·4 positions × 8 × 16
+    depthwise = keras.layers.DepthwiseConv2D(3, padding="same")(dense)
+    separable = keras.layers.SeparableConv2D(12, 3, padding="same")(
+        keras.layers.LayerNormalization()(depthwise)
+    )
+    squeeze = keras.layers.Dense(12, activation="sigmoid")(
+        keras.layers.GlobalAveragePooling2D(keepdims=True)(separable)
+    )
+    outputs = keras.layers.Multiply()([separable, squeeze])
+    unit = keras.Model(inputs, outputs, name="unit")
+    network = Network([unit], keras.layers.Flatten(), (4, 4, 8))
+    (row,) = profile(network, batch_size=3)
+    macs = (
+        16 * 8 * 16  # Dense 8 -> 16 at each of 16 positions
+        + 16 * 16 * 9  # depthwise 3×3 on 16 channels
+        + 16 * 16 * 9  # separable: depthwise 3×3 on 16 channels,
+        + 16 * 12 * 16  # then pointwise 16 -> 12
+        + 12 * 12  # squeeze-and-excite's Dense on the pooled 1×1 map
+    )
+    assert row.flops == 2 * macs * 3
+    assert row.output_shape == (4, 4, 12)
+
+
+def test_an_op_it_cannot_count_is_refused_naming_it():
+    network = _one_unit([keras.layers.Conv3D(4, 3)], (4, 4, 4, 2))
+    with pytest.raises(UserError, match=r"\(Conv3D\) does multiply-acc"):
+        profile(network)
+
+
+def test_a_wrapped_convnext_balances_by_compute():
+    # Its Dense layers on 4-D maps made the profiler fail (TypeError).
+    convnext = keras.applications.ConvNeXtTiny(
+        weights=None, input_shape=(32, 32, 3), classes=10
+    )
+    network = Network.from_functional(convnext)
+    rows = profile(network)
+    model = GreedyModel(network, num_blocks=2, balance="compute")
+    (cut,) = model.boundaries
+    flops = [row.flops for row in rows]
+    # The cut that best balances the two blocks' FLOPs.
+    assert cut == min(
+        range(1, len(flops)),
+        key=lambda k: max(sum(flops[:k]), sum(flops[k:])),
+    )
