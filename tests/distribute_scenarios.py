@@ -351,6 +351,13 @@ def overlap(cluster):
     return intervals
 
 
+def several(calls):
+    """Runs scenarios one after the other in this process, to spare a
+    process each: `calls` is a JSON list of `[scenario, *args]`; returns
+    their results by scenario."""
+    return {name: globals()[name](*args) for name, *args in json.loads(calls)}
+
+
 def main(scenario, *args):
     result = globals()[scenario](*args)
     print("RESULT " + json.dumps(result), flush=True)
