@@ -1,6 +1,6 @@
 """Blocks on worker processes: placement, equal results, dead workers.
 
-Every scenario connects in its own process (tests/distribute_scenarios.py),
+Scenarios connect in a process of their own (tests/distribute_scenarios.py),
 because TensorFlow's connection to a cluster is process-wide; the workers
 are real `tf.distribute.Server` processes on 127.0.0.1.
 """

@@ -1,13 +1,15 @@
 """A pipelined GreedyModel on worker processes, and bin/train.py on them
-(pipelined, and asynchronous with a thread per block).
+(pipelined, and asynchronous with a thread per block); a lost worker and a
+frozen one.
 
-Every scenario connects in its own process (tests/distribute_scenarios.py,
+Scenarios connect in a process of their own (tests/distribute_scenarios.py,
 connecting is process-wide); the workers are `tf.distribute.Server`
 processes on 127.0.0.1 started by the test.
 """
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -156,3 +158,32 @@ def test_train_binary_on_a_cluster_resumes_after_a_lost_worker(
         assert metrics["epochs"] == EPOCHS
     assert metrics["config"]["cluster"] == workers.cluster
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+# Last in this module: task 1 is stopped and continued, not restarted.
+def test_a_frozen_worker_ends_the_training_binary_and_keeps_its_checkpoints(
+    tmp_path, cluster
+):
+    workdir = tmp_path / "run"
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.Popen(
+        _train(workdir, cluster.cluster, 40, "pipelined")
+        + ["--config.cluster_timeout=5"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    checkpoint = wait_for_first_checkpoint(run, workdir)
+    cluster.kill(1, signal.SIGSTOP)
+    try:
+        output = run.communicate(timeout=NO_HANG_SECONDS)[0]
+    finally:
+        cluster.kill(1, signal.SIGCONT)
+    assert run.returncode == localgrad.distribute.FROZEN_WORKER_EXIT_CODE
+    assert f"FrozenWorkerError: Worker task 1 at {cluster.addresses[1]}" in (
+        output
+    )
+    assert "has not answered for 5 s" in output
+    assert checkpoint.exists()
+    assert not (workdir / "metrics.json").exists()
