@@ -1,10 +1,11 @@
 """Blocks on worker processes: placement, equal results, dead workers.
 
-Every scenario connects in its own process (tests/distribute_scenarios.py),
+Scenarios connect in a process of their own (tests/distribute_scenarios.py),
 because TensorFlow's connection to a cluster is process-wide; the workers
 are real `tf.distribute.Server` processes on 127.0.0.1.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -41,6 +42,22 @@ def _run(scenario, *args, script=SCENARIOS):
     return json.loads(lines[-1][len("RESULT ") :])
 
 
+@contextlib.contextmanager
+def restarting(workers, task):
+    """Starts `task` again after the block killed it: the module's cluster
+    stays whole for the next test (a restart costs one worker, a cluster
+    two)."""
+    try:
+        yield
+    finally:
+        try:  # Dead once its loss was reported; alive if never killed.
+            workers.processes[task].wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        else:
+            workers.restart(task)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     with localgrad.distribute.LocalCluster(2) as workers:
@@ -48,8 +65,36 @@ def cluster():
     assert workers.stop() == [0, 0]  # SIGTERM ends a worker with status 0.
 
 
-def test_connect_returns_one_device_per_task(cluster):
-    result = _run("devices", cluster.cluster)
+@pytest.fixture(scope="module")
+def connected(cluster):
+    """One process for the scenarios that leave the cluster as it was: it
+    first fails to connect to `silent` addresses (task 0 answers, task 1
+    accepts connections and never answers, nothing listens at task 2),
+    then connects to the cluster (`devices`, `placement`)."""
+    frozen = socket.socket()  # Accepts connections, never answers.
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(8)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    silent = [
+        cluster.addresses[0],
+        f"127.0.0.1:{frozen.getsockname()[1]}",
+        f"127.0.0.1:{closed_port}",
+    ]
+    calls = [
+        ["silent", ",".join(silent)],
+        ["devices", cluster.cluster],
+        ["placement", cluster.cluster],
+    ]
+    with frozen:
+        results = _run("several", json.dumps(calls))
+    return dict(results, silent_addresses=silent)
+
+
+def test_connect_returns_one_device_per_task(cluster, connected):
+    result = connected["devices"]
     expected = [
         "/job:worker/replica:0/task:0/device:CPU:0",
         "/job:worker/replica:0/task:1/device:CPU:0",
@@ -59,8 +104,8 @@ def test_connect_returns_one_device_per_task(cluster):
     assert result["connected"] == cluster.addresses
 
 
-def test_models_live_and_train_on_their_workers_like_local_twins(cluster):
-    result = _run("placement", cluster.cluster)
+def test_models_live_and_train_on_their_workers_like_local_twins(connected):
+    result = connected["placement"]
     for task in range(2):
         device = f"/job:worker/replica:0/task:{task}/device:CPU:0"
         assert result["variables"][task] == [device]
@@ -70,10 +115,15 @@ def test_models_live_and_train_on_their_workers_like_local_twins(cluster):
     assert min(result["changes"]) > 1e-3  # They did train.
 
 
-def test_a_worker_killed_during_fit_is_named_not_waited_for():
-    with localgrad.distribute.LocalCluster(2) as workers:
+def test_a_worker_killed_during_fit_is_named_not_waited_for(cluster):
+    workers = cluster
+    with restarting(workers, 1):
         result = _run("killed_during_fit", workers.cluster, workers.pids[1])
-        statuses = workers.stop()
+        # Task 0 still serves (the fixture's stop asserts it then exits 0).
+        statuses = [
+            workers.processes[0].poll(),
+            workers.processes[1].wait(timeout=10),
+        ]
     assert result["error"] == "WorkerLostError"
     assert result["tasks"] == [1]
     assert result["addresses"] == [workers.addresses[1]]
@@ -82,24 +132,11 @@ def test_a_worker_killed_during_fit_is_named_not_waited_for():
     assert result["cause"] in ("UnavailableError", "InternalError")
     assert f"Worker task 1 at {workers.addresses[1]}" in result["message"]
     assert f"--cluster={workers.cluster} --task=1" in result["message"]
-    assert statuses == [0, -signal.SIGKILL]
+    assert statuses == [None, -signal.SIGKILL]
 
 
-def test_workers_that_do_not_answer_are_named_within_the_timeout(cluster):
-    frozen = socket.socket()  # Accepts connections, never answers.
-    frozen.bind(("127.0.0.1", 0))
-    frozen.listen(8)
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    closed_port = closed.getsockname()[1]
-    closed.close()
-    addresses = [
-        cluster.addresses[0],
-        f"127.0.0.1:{frozen.getsockname()[1]}",
-        f"127.0.0.1:{closed_port}",
-    ]
-    with frozen:
-        result = _run("silent", ",".join(addresses))
+def test_workers_that_do_not_answer_are_named_within_the_timeout(connected):
+    result, addresses = connected["silent"], connected["silent_addresses"]
     assert result["error"] == "ValueError"
     message = result["message"]
     assert "2 of 3 workers did not answer within 3 s" in message

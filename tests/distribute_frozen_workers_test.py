@@ -1,14 +1,13 @@
-"""A worker that freezes ends the run, named, instead of blocking it."""
+"""A worker that freezes ends the run, named, instead of blocking it.
 
-import os
-import signal
-import subprocess
+(The training binary's frozen worker is tested on the workers of
+tests/distribute_pipelined_test.py, sparing a cluster.)
+"""
+
 import threading
 import time
 
 import pytest
-from distribute_cluster_test import NO_HANG_SECONDS
-from distribute_pipelined_test import _train, wait_for_first_checkpoint
 from fake_workers import address, listening_socket, settings_server
 
 import localgrad
@@ -57,33 +56,3 @@ def test_bad_patience(patience):
             ["127.0.0.1:1"], patience=patience
         ):
             pass
-
-
-def test_a_frozen_worker_ends_the_training_binary_and_keeps_its_checkpoints(
-    tmp_path,
-):
-    workdir = tmp_path / "run"
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    command = _train(workdir, "{cluster}", 40, "pipelined")
-    with localgrad.distribute.LocalCluster(2) as workers:
-        run = subprocess.Popen(
-            [part.format(cluster=workers.cluster) for part in command]
-            + ["--config.cluster_timeout=5"],
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        checkpoint = wait_for_first_checkpoint(run, workdir)
-        workers.kill(1, signal.SIGSTOP)
-        try:
-            output = run.communicate(timeout=NO_HANG_SECONDS)[0]
-        finally:
-            workers.kill(1, signal.SIGCONT)
-    assert run.returncode == localgrad.distribute.FROZEN_WORKER_EXIT_CODE
-    assert f"FrozenWorkerError: Worker task 1 at {workers.addresses[1]}" in (
-        output
-    )
-    assert "has not answered for 5 s" in output
-    assert checkpoint.exists()
-    assert not (workdir / "metrics.json").exists()

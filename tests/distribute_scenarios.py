@@ -167,12 +167,14 @@ def silent(cluster):
     return {"error": None}
 
 
-def multi_worker(cluster, task):
+def multi_worker(cluster, task, reference="no"):
     """GreedyModel's per-block steps under MultiWorkerMirroredStrategy.
 
     Worker `task` of `cluster` trains on its half of every global batch of
     8; with `cluster="none"` one process trains on the whole batches (the
-    reference). Then Keras' `fit` is tried under the same strategy.
+    reference). Then Keras' `fit` is tried under the same strategy. With
+    `reference="yes"` this process then trains the reference too, under
+    the default strategy (sparing a process), in `result["reference"]`.
     """
     task = int(task)
     if cluster != "none":
@@ -186,6 +188,15 @@ def multi_worker(cluster, task):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()
+    result = _multi_worker_train(strategy, task, fit=cluster != "none")
+    if reference == "yes":
+        result["reference"] = _multi_worker_train(
+            tf.distribute.get_strategy(), 0, fit=False
+        )
+    return result
+
+
+def _multi_worker_train(strategy, task, fit):
     replicas = strategy.num_replicas_in_sync
     rng = np.random.default_rng(1)
     x = rng.normal(size=(4, 8, 6)).astype("float32")  # 4 global batches
@@ -218,7 +229,7 @@ def multi_worker(cluster, task):
         "initial": initial,
         "weights": [v.numpy().tolist() for v in model.trainable_variables],
     }
-    if cluster != "none":
+    if fit:
         try:
             model.fit(x[0, share], y[0, share], epochs=1, verbose=0)
             result["fit"] = "trained"
@@ -349,6 +360,13 @@ def overlap(cluster):
             [float(u.started.numpy()), float(u.ended.numpy())] for u in units
         ]
     return intervals
+
+
+def several(calls):
+    """Runs scenarios one after the other in this process, to spare a
+    process each: `calls` is a JSON list of `[scenario, *args]`; returns
+    their results by scenario."""
+    return {name: globals()[name](*args) for name, *args in json.loads(calls)}
 
 
 def main(scenario, *args):
