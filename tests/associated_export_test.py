@@ -58,8 +58,14 @@ def _count(layers):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    model, x = _trained_model()
+def trained():
+    """One trained model for every test: exporting does not change it."""
+    return _trained_model()
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    model, x = trained
     root = tmp_path_factory.mktemp("al_export")
     path = str(root / "export")
     summary = localgrad.export.save(
@@ -81,8 +87,8 @@ def exported(tmp_path_factory):
     return model, x, summary, dict(np.load(args["output"]))
 
 
-def test_serve_holds_exactly_the_effective_parameters(tmp_path):
-    model, _ = _trained_model()
+def test_serve_holds_exactly_the_effective_parameters(trained, tmp_path):
+    model, _ = trained
     summary = localgrad.export.save(model, str(tmp_path / "serve"))
     assert summary.endpoints == ("serve",)
     effective = model.network.units + [model.bridges[-1]] + model.decoders
@@ -150,8 +156,8 @@ def test_adaptive_exit_is_the_first_confident_depth(exported):
     )
 
 
-def test_adaptive_thresholds_at_the_ends(tmp_path):
-    model, x = _trained_model()
+def test_adaptive_thresholds_at_the_ends(trained, tmp_path):
+    model, x = trained
     summary = localgrad.export.save(
         model, str(tmp_path / "low"), adaptive_threshold=1e-6, tflite=True
     )
@@ -181,14 +187,14 @@ def test_adaptive_thresholds_at_the_ends(tmp_path):
         (dict(early_exits=[2]), "no early exit after block 2"),
     ],
 )
-def test_bad_export_arguments(tmp_path, kwargs, match):
-    model, _ = _trained_model()
+def test_bad_export_arguments(trained, tmp_path, kwargs, match):
+    model, _ = trained
     with pytest.raises(ValueError, match=match):
         localgrad.export.save(model, str(tmp_path / "bad"), **kwargs)
 
 
-def test_adaptive_threshold_needs_an_associated_model(tmp_path):
-    network = _trained_model()[0].network
+def test_adaptive_threshold_needs_an_associated_model(trained, tmp_path):
+    network = trained[0].network
     with pytest.raises(ValueError, match="AssociatedModel"):
         localgrad.export.save(
             network, str(tmp_path / "net"), adaptive_threshold=0.5

@@ -63,9 +63,12 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, binary, args, expected):
     workdir = f"--workdir={tmp_path / 'run'}"
     status, lines = _run_binary(binary, *args, workdir)
     assert status == binaries.EXIT_BAD_INPUT
-    assert len(lines) == 1, lines
+    assert len(lines) == 1, lines  # No traceback either.
     assert lines[0].startswith("error: ")
     assert expected in lines[0]
+    if binary == "export.py":  # It names the workdir and what to run.
+        assert f"error: no trained model in {tmp_path / 'run'}" in lines[0]
+        assert "localgrad-train" in lines[0]
 
 
 def test_verbosity_1_adds_the_traceback(tmp_path):

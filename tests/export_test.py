@@ -321,12 +321,3 @@ def test_export_binary_reports_the_export_against_the_training_model(
     ]
     size = export.directory_size(exports[BINARY_CASE])
     assert f"{size:,} (SavedModel)" in lines[4]
-
-
-def test_export_binary_without_a_trained_model_fails_clearly(tmp_path):
-    binary = _run_export_binary(tmp_path, tmp_path / "out")
-    _, stderr = binary.communicate()
-    assert binary.returncode == 2  # localgrad.binaries.EXIT_BAD_INPUT
-    assert f"error: no trained model in {tmp_path}" in stderr
-    assert "Traceback" not in stderr
-    assert "localgrad-train" in stderr

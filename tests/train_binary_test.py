@@ -2,16 +2,24 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 EPOCHS = 6
+TRANSPORT_FLAGS = [
+    "--config.model=resnet18",
+    "--config.heads=cnn1",
+    "--config.uzawa_step=1",
+    "--config.uzawa_every=2",
+]
 
 
 def _command(workdir):
@@ -30,11 +38,20 @@ def _environment():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
-def test_killed_run_resumes_and_finishes(tmp_path):
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """A run killed after its first checkpoint, then run again to the end.
+
+    With the transport flags on ResNet-18 (which has the residual blocks
+    the transport term needs), so that one pair of processes serves both
+    the resume's and the transport logs' tests.
+    """
+    tmp_path = tmp_path_factory.mktemp("resumed")
     workdir = tmp_path / "run"
+    command = _command(workdir) + TRANSPORT_FLAGS
     first_checkpoint = workdir / "checkpoints" / "epoch-0001.npz"
     first = subprocess.Popen(
-        _command(workdir),
+        command,
         cwd=str(tmp_path),
         env=_environment(),
         stdout=subprocess.PIPE,
@@ -48,20 +65,28 @@ def test_killed_run_resumes_and_finishes(tmp_path):
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.communicate()
-    assert first.returncode == -signal.SIGKILL
-    assert not (workdir / "metrics.json").exists()  # It did not finish.
+    finished = (workdir / "metrics.json").exists()
+    # The resumed run deletes old checkpoints: keep the first epoch's.
+    shutil.copy(first_checkpoint, tmp_path / "epoch-0001.npz")
     done = sorted(os.listdir(workdir / "checkpoints"))
     epochs_done = int(done[-1][len("epoch-") : -len(".npz")])
-    assert 1 <= epochs_done < EPOCHS
-
     second = subprocess.run(
-        _command(workdir),
+        command,
         cwd=str(tmp_path),
         env=_environment(),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
+    return workdir, first.returncode, finished, epochs_done, second
+
+
+def test_killed_run_resumes_and_finishes(resumed):
+    workdir, returncode, finished, epochs_done, second = resumed
+    assert returncode == -signal.SIGKILL
+    assert not finished  # It did not finish.
+    assert 1 <= epochs_done < EPOCHS
+
     assert second.returncode == 0, second.stdout + second.stderr
     # Not a terminal: one line per epoch, and only the missing epochs ran.
     assert "Epoch 1/" not in second.stdout
@@ -85,7 +110,7 @@ def test_killed_run_resumes_and_finishes(tmp_path):
 
 def _check_summary(stdout, workdir, metrics):
     """The run ends by saying what it produced, naming real files."""
-    summary = stdout[stdout.index("Done: vgg11 on digits") :].splitlines()
+    summary = stdout[stdout.index("Done: resnet18 on digits") :].splitlines()
     accuracy = f"{metrics['test_accuracy']:.2%}"
     assert f"Test accuracy of the classifier: {accuracy}" in summary
     for head in metrics["heads"]:
@@ -118,24 +143,10 @@ def _scalar_tags(directory):
     return tags
 
 
-def test_transport_flags_write_the_transport_logs(tmp_path):
-    workdir = tmp_path / "run"
-    command = _command(workdir)[:-1] + [
-        "--config.model=resnet18",
-        "--config.heads=cnn1",
-        "--config.epochs=1",
-        "--config.uzawa_step=1",
-        "--config.uzawa_every=2",
-    ]
-    run = subprocess.run(
-        command,
-        cwd=str(tmp_path),
-        env=_environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_transport_flags_write_the_transport_logs(resumed):
+    workdir, _, _, _, run = resumed
     assert run.returncode == 0, run.stdout + run.stderr
+    # Epoch 1 ran in the killed process: its logs survived the resume.
     with open(workdir / "metrics.json") as file:
         logs = json.load(file)["history"][0]
     lambdas = [logs[f"block_{k}_uzawa_lambda"] for k in range(2)]
@@ -146,7 +157,7 @@ def test_transport_flags_write_the_transport_logs(tmp_path):
     for k in range(2):
         assert f"epoch_block_{k}_transport" in tags
         assert f"epoch_block_{k}_uzawa_lambda" in tags
-    with np.load(workdir / "checkpoints" / "epoch-0001.npz") as stored:
+    with np.load(workdir.parent / "epoch-0001.npz") as stored:
         scalars = [
             float(stored[key])
             for key in stored.files
