@@ -3,6 +3,7 @@
 `localgrad-worker` is the command line around `serve`.
 """
 
+import getpass
 import os
 import signal
 from collections.abc import Sequence
@@ -90,13 +91,39 @@ def start_worker(
         ) from error
 
 
+def start_line(addresses: Sequence[str], task: int, pid: int) -> str:
+    """What a worker says when it starts: where it listens, who can use it.
+
+    TensorFlow's server listens on its port on every interface of the
+    machine, whatever host its address names, and runs any graph it is
+    sent, without authentication or encryption.
+
+    Example:
+
+    ```python
+    start_line(["127.0.0.1:2222", "127.0.0.1:2223"], 1, 4321)
+    # "Worker task 1 of 2 (127.0.0.1:2223, pid 4321) listening on port
+    # 2223 of EVERY interface of this machine, with no authentication ..."
+    ```
+    """
+    port = split_address(addresses[task])[1]
+    return (
+        f"Worker task {task} of {len(addresses)} ({addresses[task]}, pid "
+        f"{pid}) listening on port {port} of EVERY interface of this "
+        "machine, with no authentication or encryption: anyone who can "
+        f"reach this port can run any code as user {getpass.getuser()!r}. "
+        "Run workers only on a trusted private network or behind a "
+        "firewall that admits only the chief (docs/devices.md, Security)."
+    )
+
+
 def serve(
     cluster: str | Sequence[str], task: int, threads: int | None = None
 ) -> None:
     """Runs worker task `task` until SIGTERM or SIGINT, then exits with 0.
 
-    Prints one line with the address it listens on once the server is up
-    (what `LocalCluster` and scripts wait for), and one when it stops.
+    Prints one line once the server is up (`start_line`: what `LocalCluster`
+    and scripts wait for), and one when it stops.
 
     Example:
 
@@ -117,13 +144,9 @@ def serve(
     # that takes a lock can deadlock on one the main thread holds).
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    server = start_worker(cluster, task, threads)
+    _server = start_worker(cluster, task, threads)  # Alive until exit.
     addresses = parse_cluster(cluster)
-    print(
-        f"Worker task {task} of {len(addresses)} listening on "
-        f"{addresses[task]} ({server.target}); pid {os.getpid()}.",
-        flush=True,
-    )
+    print(start_line(addresses, task, os.getpid()), flush=True)
     signal.sigwait(stop_signals)
     print(f"Worker task {task} stopping.", flush=True)
     # A TensorFlow server cannot be stopped, and waiting for its threads at
