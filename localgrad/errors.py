@@ -22,6 +22,11 @@ except localgrad.UserError as error:
 class UserError(ValueError):
     """Bad input, refused where it is checked; the message says the fix."""
 
+    # TensorFlow's AutoGraph re-raises an error from traced code as its own
+    # type only if that type's __init__ is Exception's (or it is one of a
+    # few built-in types); any other becomes a StagingError.
+    __init__ = Exception.__init__
+
 
 class MissingPackageError(UserError, ImportError):
     """A feature needs a package that is not installed (`pip install ...`)."""

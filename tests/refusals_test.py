@@ -13,6 +13,7 @@ import socket
 import sys
 
 import pytest
+import tensorflow as tf
 
 import localgrad
 from localgrad import binaries, train_config, train_lib
@@ -126,3 +127,13 @@ def test_user_error_is_a_value_error_for_python_callers():
     with pytest.raises(ValueError) as refused:
         train_config.check_config(config)
     assert type(refused.value) is localgrad.UserError
+
+
+def test_a_user_error_in_traced_code_stays_a_user_error():
+    def check(x):
+        if x.shape[0] != 2:
+            raise localgrad.UserError("give two")
+        return x
+
+    with pytest.raises(localgrad.UserError, match="give two"):
+        tf.function(check)(tf.zeros(3))
