@@ -56,3 +56,40 @@ class _NamedConfigParser(flags.ArgumentParser):
 
     def flag_type(self):
         return self._file_parser.flag_type()
+
+
+def define_run_flags(config_help: str, run: str) -> None:
+    """Defines `--config`, `--workdir` and `--show_config` for a command.
+
+    `--workdir` is required unless `--show_config` asks only for the
+    config's fields.
+
+    Example:
+
+    ```python
+    define_run_flags("A config: a name or a file.", run="the run")
+    # localgrad-train --config=quickstart --workdir=/tmp/q
+    # localgrad-train --config=quickstart --show_config
+    ```
+
+    Args:
+        config_help: The help of `--config`.
+        run: What runs in the workdir ("the run", "the search"), for the
+            message when `--workdir` is missing.
+    """
+    flags.DEFINE_string(
+        "workdir", None, "Directory for checkpoints and results."
+    )
+    define_config_flag(config_help)
+    flags.DEFINE_bool(
+        "show_config",
+        False,
+        "Print every config field (value, default, description) and exit.",
+    )
+    flags.mark_flag_as_required("config")
+    flags.register_multi_flags_validator(
+        ["workdir", "show_config"],
+        lambda values: values["workdir"] or values["show_config"],
+        f"--workdir is required: the directory of {run}'s checkpoints and "
+        "results.",
+    )

@@ -20,25 +20,13 @@ checkpoint. The work directory's layout is described in
 from absl import app, flags
 
 from localgrad import binaries, config_fields
-from localgrad.commands.config_flag import define_config_flag
+from localgrad.commands.config_flag import define_run_flags
 from localgrad.search import search_fields, search_lib
 
-flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
-define_config_flag(
+define_run_flags(
     "A search config: a shipped one's name (search/fashion_mnist, "
-    "search/tiny) or a file (my_search.py[:variant])."
-)
-flags.DEFINE_bool(
-    "show_config",
-    False,
-    "Print every config field (value, default, description) and exit.",
-)
-flags.mark_flag_as_required("config")
-flags.register_multi_flags_validator(
-    ["workdir", "show_config"],
-    lambda values: values["workdir"] or values["show_config"],
-    "--workdir is required: the directory of the search's checkpoints and "
-    "results.",
+    "search/tiny) or a file (my_search.py[:variant]).",
+    run="the search",
 )
 FLAGS = flags.FLAGS
 

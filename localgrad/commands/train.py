@@ -24,24 +24,12 @@ from localgrad import (
     train_lib,
     train_summary,
 )
-from localgrad.commands.config_flag import define_config_flag
+from localgrad.commands.config_flag import define_run_flags
 
-flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
-define_config_flag(
+define_run_flags(
     "A config: a shipped one's name (quickstart, fashion_mnist:dgl, "
-    "paper/cifar10_vgg19:sedona) or a file (my_config.py[:variant])."
-)
-flags.DEFINE_bool(
-    "show_config",
-    False,
-    "Print every config field (value, default, description) and exit.",
-)
-flags.mark_flag_as_required("config")
-flags.register_multi_flags_validator(
-    ["workdir", "show_config"],
-    lambda values: values["workdir"] or values["show_config"],
-    "--workdir is required: the directory of the run's checkpoints and "
-    "results.",
+    "paper/cifar10_vgg19:sedona) or a file (my_config.py[:variant]).",
+    run="the run",
 )
 FLAGS = flags.FLAGS
 
