@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import in_process
 import numpy as np
 import pytest
 from absl import app
@@ -38,14 +39,13 @@ def _run_binary(name, *args, env=None):
     return result.returncode, lines
 
 
+# One real process per command (its bin/ entry point, TensorFlow's import
+# and absl's log lines included); the other refusals run the command's
+# main in this process (tests/in_process.py), where stderr holds only
+# what the command writes.
 @pytest.mark.parametrize(
     "binary, args, expected",
     [
-        (
-            "train.py",
-            ["--config=tiny", "--config.epoch=3"],
-            "Unknown config field 'epoch'. Did you mean \"epochs\"",
-        ),
         (
             "train.py",
             ["--config=tiny", "--config.schedule=zigzag"],
@@ -71,13 +71,32 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, binary, args, expected):
         assert "localgrad-train" in lines[0]
 
 
-def test_verbosity_1_adds_the_traceback(tmp_path):
-    status, lines = _run_binary(
-        "train.py",
+def test_an_unknown_field_is_one_line_and_status_2(
+    tmp_path, capsys, monkeypatch
+):
+    status, _, lines = in_process.run(
+        "train",
+        "--config=tiny",
+        "--config.epoch=3",
+        f"--workdir={tmp_path / 'run'}",
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
+    assert status == binaries.EXIT_BAD_INPUT
+    assert len(lines) == 1, lines  # No traceback either.
+    assert lines[0].startswith("error: ")
+    assert "Unknown config field 'epoch'. Did you mean \"epochs\"" in lines[0]
+
+
+def test_verbosity_1_adds_the_traceback(tmp_path, capsys, monkeypatch):
+    status, _, lines = in_process.run(
+        "train",
         "--config=tiny",
         "--config.schedule=zigzag",
         f"--workdir={tmp_path}",
         "--verbosity=1",
+        capsys=capsys,
+        monkeypatch=monkeypatch,
     )
     assert status == binaries.EXIT_BAD_INPUT
     assert lines[0] == "Traceback (most recent call last):"
@@ -85,12 +104,14 @@ def test_verbosity_1_adds_the_traceback(tmp_path):
     assert lines[-1].startswith("error: Unknown schedule 'zigzag'")
 
 
-def test_environment_switch_adds_the_traceback(tmp_path):
-    status, lines = _run_binary(
-        "export.py",
+def test_environment_switch_adds_the_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(binaries.TRACEBACK_VARIABLE, "1")
+    status, _, lines = in_process.run(
+        "export",
         f"--workdir={tmp_path}",
         "--output=unused",
-        env={binaries.TRACEBACK_VARIABLE: "1"},
+        capsys=capsys,
+        monkeypatch=monkeypatch,
     )
     assert status == binaries.EXIT_BAD_INPUT
     assert lines[0] == "Traceback (most recent call last):"

@@ -1,16 +1,11 @@
 """Config fields declared once (localgrad.config_fields) and --show_config."""
 
-import os
-import subprocess
-import sys
-
+import in_process
 import pytest
 
 from localgrad import config_fields, train_config, train_fields
 from localgrad.config_fields import Field
 from localgrad.search import search_config, search_fields
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
 
 @pytest.mark.parametrize(
@@ -60,33 +55,42 @@ def test_table_marks_changed_values_next_to_their_defaults():
     assert lines[2].split() == ["seed", "0", "0", "The", "seed."]
 
 
-def _show_config(binary, *args):
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "bin", binary), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
+def _show_config(command, *args, capsys, monkeypatch):
+    # The command's main in this process (tests/in_process.py): its bin/
+    # entry point runs in a real process in tests/binaries_test.py.
+    status, out, err = in_process.run(
+        command, *args, capsys=capsys, monkeypatch=monkeypatch
     )
-    assert result.returncode == 0, result.stderr
+    assert status in (None, 0), err
     return {
         line.split()[1] if line.startswith("*") else line.split()[0]: line
-        for line in result.stdout.splitlines()
+        for line in out.splitlines()
     }
 
 
-def test_show_config_prints_an_override_next_to_its_default():
+def test_show_config_prints_an_override_next_to_its_default(
+    capsys, monkeypatch
+):
     rows = _show_config(
-        "train.py",
+        "train",
         "--config=quickstart",
         "--config.num_blocks=2",
         "--show_config",
+        capsys=capsys,
+        monkeypatch=monkeypatch,
     )
     assert set(train_config.default_config().keys()) < set(rows)
     assert rows["num_blocks"].split()[:5] == ["*", "num_blocks", "2", "4", "K:"]
     assert "The network's width multiplier." in rows["width"]
 
 
-def test_search_show_config_needs_no_workdir():
-    rows = _show_config("search.py", "--config=search/tiny", "--show_config")
+def test_search_show_config_needs_no_workdir(capsys, monkeypatch):
+    rows = _show_config(
+        "search",
+        "--config=search/tiny",
+        "--show_config",
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
     assert rows["inner_steps"].split()[:4] == ["*", "inner_steps", "2", "5"]
     assert rows["objective"].split()[:3] == ["objective", "'valid'", "'valid'"]

@@ -7,7 +7,9 @@ and runs the installed commands from a directory outside the checkout.
 """
 
 import glob
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,27 +112,78 @@ def test_train_runs_a_shipped_config_by_name(venv, tmp_path):
     assert (workdir / "model.keras").exists()
 
 
-def test_show_config_needs_no_workdir(venv, tmp_path):
-    result = _check(
-        venv / "bin" / "localgrad-train",
+HELPED = ("localgrad-worker", "localgrad-export", "localgrad-search")
+# Commands that only read their flags: one process of the venv's Python
+# imports localgrad (TensorFlow's ~5 CPU s) once, and each installed
+# script then runs in a fork of it, from outside the checkout, as its own
+# process runs it; its stdout goes to <i>.out. A script's own start (a new
+# process, its #! line) is run by localgrad-train's tests here.
+RUN_IN_FORKS = {
+    "show_config": (
+        "localgrad-train",
         "--config=fashion_mnist:dgl",
         "--config.num_blocks=2",
         "--show_config",
-        cwd=tmp_path,
-    )
-    (row,) = [
-        line for line in result.stdout.splitlines() if " num_blocks " in line
+    ),
+    **{command: (command, "--help") for command in HELPED},
+}
+_FORK_EACH = """
+import json, os, runpy, sys, traceback
+import localgrad
+for i, (script, *args) in enumerate(json.loads(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(os.open(f"{i}.out", os.O_WRONLY | os.O_CREAT, 0o644), 1)
+        sys.argv = [script, *args]
+        try:
+            runpy.run_path(script, run_name="__main__")
+            status = 0
+        except SystemExit as exit:
+            status = exit.code if isinstance(exit.code, int) else 1
+            status = 0 if exit.code is None else status
+        except BaseException:
+            traceback.print_exc()
+            status = 1
+        sys.stdout.flush()
+        os._exit(status)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    print(f"exit status {i}: {status}")
+"""
+
+
+@pytest.fixture(scope="module")
+def forked(venv, tmp_path_factory):
+    """{key of RUN_IN_FORKS: (exit status, stdout)}."""
+    tmp = tmp_path_factory.mktemp("forks")
+    commands = [
+        [str(venv / "bin" / command), *args]
+        for command, *args in RUN_IN_FORKS.values()
     ]
+    result = _check(
+        venv / "bin" / "python", "-c", _FORK_EACH, json.dumps(commands),
+        cwd=tmp,
+    )  # fmt: skip
+    statuses = re.findall(r"^exit status (\d+): (-?\d+)$", result.stdout, re.M)
+    assert [int(i) for i, _ in statuses] == list(range(len(commands)))
+    return {
+        key: (int(status), (tmp / f"{i}.out").read_text())
+        for (key, (i, status)) in zip(RUN_IN_FORKS, statuses)
+    }
+
+
+def test_show_config_needs_no_workdir(forked):
+    status, stdout = forked["show_config"]
+    assert status == 0, stdout
+    (row,) = [line for line in stdout.splitlines() if " num_blocks " in line]
     assert row.split()[:4] == ["*", "num_blocks", "2", "4"]
 
 
-@pytest.mark.parametrize(
-    "command", ["localgrad-worker", "localgrad-export", "localgrad-search"]
-)
-def test_help_exits_0_and_names_the_flags(venv, tmp_path, command):
-    result = _check(venv / "bin" / command, "--help", cwd=tmp_path)
-    assert result.stdout.startswith(f"`{command}`")
-    assert "--" in result.stdout.split("Flags:")[1]
+@pytest.mark.parametrize("command", HELPED)
+def test_help_exits_0_and_names_the_flags(forked, command):
+    status, stdout = forked[command]
+    assert status == 0, stdout
+    assert stdout.startswith(f"`{command}`")
+    assert "--" in stdout.split("Flags:")[1]
 
 
 @pytest.mark.parametrize(
