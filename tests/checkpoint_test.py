@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -33,18 +34,56 @@ def _values(variables):
     return [v.numpy() for v in variables]
 
 
-def test_restore_brings_back_the_whole_training_state(tmp_path):
+class _Snapshots(keras.callbacks.Callback):
+    """Copies the checkpoint directory after every epoch's checkpoint."""
+
+    def __init__(self, directory, into):
+        super().__init__()
+        self.directory = directory
+        self.into = into
+
+    def on_epoch_end(self, epoch, logs=None):
+        shutil.copytree(self.directory, self.into / f"after-{epoch + 1}")
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """One 3-epoch fit whose checkpoint directory is kept after each epoch.
+
+    Every test reads a copy of the directory as a 1-, 2- or 3-epoch fit
+    would have left it, so the module fits (and traces) once.
+    """
+    root = tmp_path_factory.mktemp("fitted")
     x, y = _data()
     trained = _model()
-    checkpoint = EpochCheckpoint(str(tmp_path), max_to_keep=2)
+    checkpoint = EpochCheckpoint(str(root / "run"), max_to_keep=2)
     trained.fit(
-        x, y, batch_size=16, epochs=3, verbose=0, callbacks=[checkpoint]
+        x,
+        y,
+        batch_size=16,
+        epochs=3,
+        verbose=0,
+        callbacks=[checkpoint, _Snapshots(str(root / "run"), root)],
     )
+    return trained, checkpoint, root
+
+
+def _checkpoints_after(fitted, epochs, directory):
+    """`directory` as a fit of `epochs` epochs would have left it."""
+    shutil.copytree(
+        fitted[2] / f"after-{epochs}", directory, dirs_exist_ok=True
+    )
+    return str(directory)
+
+
+def test_restore_brings_back_the_whole_training_state(fitted, tmp_path):
+    trained, checkpoint, _ = fitted
+    directory = _checkpoints_after(fitted, 3, tmp_path)
     names = [p.rsplit("/", 1)[-1] for p in checkpoint.checkpoints()]
     assert names == ["epoch-0002.npz", "epoch-0003.npz"]  # Older pruned.
 
     fresh = _model()
-    resumed = EpochCheckpoint(str(tmp_path))
+    resumed = EpochCheckpoint(directory)
     assert resumed.restore(fresh) == 3
     assert [record["epoch"] for record in resumed.history] == [0, 1, 2]
     assert resumed.history[-1]["loss"] == pytest.approx(
@@ -68,19 +107,10 @@ def test_no_checkpoint_means_epoch_zero(tmp_path):
     assert checkpoint.history == []
 
 
-def test_restore_refuses_another_model(tmp_path):
-    x, y = _data()
-    model = _model()
-    model.fit(
-        x,
-        y,
-        batch_size=16,
-        epochs=1,
-        verbose=0,
-        callbacks=[EpochCheckpoint(str(tmp_path))],
-    )
+def test_restore_refuses_another_model(fitted, tmp_path):
+    directory = _checkpoints_after(fitted, 1, tmp_path)
     with pytest.raises(ValueError, match="different model"):
-        EpochCheckpoint(str(tmp_path)).restore(_model(width=0.25))
+        EpochCheckpoint(directory).restore(_model(width=0.25))
 
 
 def test_max_to_keep_must_be_positive():
@@ -88,22 +118,10 @@ def test_max_to_keep_must_be_positive():
         EpochCheckpoint("/tmp/unused", max_to_keep=0)
 
 
-def _fit_with_checkpoints(directory, epochs=3):
-    x, y = _data()
-    model = _model()
-    model.fit(
-        x,
-        y,
-        batch_size=16,
-        epochs=epochs,
-        verbose=0,
-        callbacks=[EpochCheckpoint(directory, max_to_keep=2)],
-    )
-    return model
-
-
-def test_damaged_newest_checkpoint_falls_back_and_is_kept(tmp_path, caplog):
-    _fit_with_checkpoints(str(tmp_path))
+def test_damaged_newest_checkpoint_falls_back_and_is_kept(
+    fitted, tmp_path, caplog
+):
+    _checkpoints_after(fitted, 3, tmp_path)
     newest = tmp_path / "epoch-0003.npz"
     garbage = np.random.default_rng(1).bytes(100)
     newest.write_bytes(garbage)
@@ -133,8 +151,8 @@ def test_damaged_newest_checkpoint_falls_back_and_is_kept(tmp_path, caplog):
     assert "epoch-0002.npz" in messages
 
 
-def test_every_checkpoint_damaged_is_refused_not_started_over(tmp_path):
-    _fit_with_checkpoints(str(tmp_path), epochs=2)
+def test_every_checkpoint_damaged_is_refused_not_started_over(fitted, tmp_path):
+    _checkpoints_after(fitted, 2, tmp_path)
     for name in ("epoch-0001.npz", "epoch-0002.npz"):
         path = tmp_path / name
         path.write_bytes(path.read_bytes()[:50])  # Truncated.
@@ -155,8 +173,8 @@ def test_every_checkpoint_damaged_is_refused_not_started_over(tmp_path):
     )
 
 
-def test_start_over_sets_every_checkpoint_aside(tmp_path):
-    _fit_with_checkpoints(str(tmp_path), epochs=2)
+def test_start_over_sets_every_checkpoint_aside(fitted, tmp_path):
+    _checkpoints_after(fitted, 2, tmp_path)
     (tmp_path / "epoch-0001.npz.damaged").write_bytes(b"damaged")
     before = {
         name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)
@@ -172,8 +190,8 @@ def test_start_over_sets_every_checkpoint_aside(tmp_path):
     } == before
 
 
-def test_saved_checkpoints_carry_a_manifest(tmp_path):
-    _fit_with_checkpoints(str(tmp_path), epochs=1)
+def test_saved_checkpoints_carry_a_manifest(fitted, tmp_path):
+    _checkpoints_after(fitted, 1, tmp_path)
     path = str(tmp_path / "epoch-0001.npz")
     with np.load(path) as stored:
         meta = json.loads(str(stored["meta"]))

@@ -62,44 +62,57 @@ def _trained(seed=0, steps=3):
     return model
 
 
-def _assert_continues_identically(model, restored):
-    _assert_same(_state(model), _state(restored))
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """One trained model saved in all three formats, and its next step.
+
+    The round-trip tests share it: each restores a file and checks that
+    the restored model continues exactly as this model did.
+    """
+    directory = tmp_path_factory.mktemp("saved")
+    model = _trained()
+    paths = dict(
+        weights=os.path.join(directory, "model.weights.h5"),
+        keras=os.path.join(directory, "model.keras"),
+    )
+    model.save_weights(paths["weights"])
+    model.save(paths["keras"])
+    paths["checkpoint"] = tf.train.Checkpoint(model=model).write(
+        os.path.join(directory, "checkpoint")
+    )
+    before = _state(model)
+    model.train_on_batch(*_data(seed=2))
+    return paths, before, _state(model)
+
+
+def _assert_continues_identically(saved, restored):
+    _, before, after = saved
+    _assert_same(before, _state(restored))
     iterations = [o.iterations.numpy() for o in restored.block_optimizers]
     assert iterations == [3, 3]
-    x, y = _data(seed=2)
-    model.train_on_batch(x, y)
-    restored.train_on_batch(x, y)
-    _assert_same(_state(model), _state(restored))
+    restored.train_on_batch(*_data(seed=2))
+    _assert_same(after, _state(restored))
 
 
-def test_save_weights_round_trip_includes_block_optimizers(tmp_path):
-    model = _trained()
-    path = os.path.join(tmp_path, "model.weights.h5")
-    model.save_weights(path)
+def test_save_weights_round_trip_includes_block_optimizers(saved):
     restored = _model(seed=5)  # Other initial weights, fresh optimizers.
     assert not all(
-        np.array_equal(a, b) for a, b in zip(_state(model), _state(restored))
+        np.array_equal(a, b) for a, b in zip(saved[1], _state(restored))
     )
-    restored.load_weights(path)
-    _assert_continues_identically(model, restored)
+    restored.load_weights(saved[0]["weights"])
+    _assert_continues_identically(saved, restored)
 
 
-def test_tf_train_checkpoint_round_trip(tmp_path):
-    model = _trained()
-    path = tf.train.Checkpoint(model=model).write(
-        os.path.join(tmp_path, "checkpoint")
-    )
+def test_tf_train_checkpoint_round_trip(saved):
     restored = _model(seed=5)
+    path = saved[0]["checkpoint"]
     tf.train.Checkpoint(model=restored).read(path).assert_consumed()
-    _assert_continues_identically(model, restored)
+    _assert_continues_identically(saved, restored)
 
 
-def test_keras_file_round_trip_keeps_optimizer_state(tmp_path):
-    model = _trained()
-    path = os.path.join(tmp_path, "model.keras")
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    _assert_continues_identically(model, restored)
+def test_keras_file_round_trip_keeps_optimizer_state(saved):
+    restored = keras.saving.load_model(saved[0]["keras"])
+    _assert_continues_identically(saved, restored)
 
 
 class _StopAtEpoch(keras.callbacks.Callback):

@@ -109,19 +109,40 @@ def _reference_weights(x, y, epochs):
     return [v.numpy() for v in twin.weights]
 
 
-@pytest.mark.numerics
-def test_three_blocks_on_three_devices_match_a_hand_written_pipeline():
+def _state(model):
+    variables = list(model.weights)
+    for optimizer in model.block_optimizers:
+        variables += list(optimizer.variables)
+    return [v.numpy().copy() for v in variables]
+
+
+@pytest.fixture(scope="module")
+def on_devices(tmp_path_factory):
+    """A pipelined model on three devices: one epoch, saved, then another.
+
+    The hand-written pipeline's test reads the 2-epoch model, the round
+    trip's test the files and state after the first epoch.
+    """
+    directory = tmp_path_factory.mktemp("on_devices")
     x, y = _data()
     model = _model(devices=["/cpu:0", "/cpu:1", "/cpu:2"])
-    model.fit(
-        x,
-        y,
-        batch_size=BATCH,
-        epochs=2,
-        shuffle=False,
-        verbose=0,
-        callbacks=[_pipelined()],
-    )
+    options = dict(batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    model.fit(x, y, callbacks=[_pipelined()], **options)
+    path = os.path.join(directory, "model.keras")
+    model.save(path)
+    weights_path = os.path.join(directory, "model.weights.h5")
+    model.save_weights(weights_path)
+    saved = _state(model)
+    model.fit(x, y, callbacks=[_pipelined()], **options)
+    return model, path, weights_path, saved
+
+
+@pytest.mark.numerics
+def test_three_blocks_on_three_devices_match_a_hand_written_pipeline(
+    on_devices,
+):
+    x, y = _data()
+    model = on_devices[0]  # Two epochs (two fits of one).
     expected = _reference_weights(x, y, epochs=2)
     ours = [v.numpy() for v in model.weights]
     assert len(ours) == len(expected)
@@ -207,36 +228,17 @@ def test_pipelining_with_a_sequential_schedule_is_refused(mode):
         model.execution = "zigzag"
 
 
-def _state(model):
-    variables = list(model.weights)
-    for optimizer in model.block_optimizers:
-        variables += list(optimizer.variables)
-    return [v.numpy().copy() for v in variables]
-
-
-def test_a_pipelined_model_round_trips_exactly(tmp_path):
+def test_a_pipelined_model_round_trips_exactly(on_devices):
     x, y = _data()
-    model = _model(devices=["/cpu:0", "/cpu:1", "/cpu:2"])
-    model.fit(
-        x,
-        y,
-        batch_size=BATCH,
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-        callbacks=[_pipelined()],
-    )
-    path = os.path.join(tmp_path, "model.keras")
-    model.save(path)
-    weights_path = os.path.join(tmp_path, "model.weights.h5")
-    model.save_weights(weights_path)
+    model, path, weights_path, saved = on_devices
     loaded = keras.saving.load_model(path)
     placed = _model(devices=["/cpu:2", "/cpu:1", "/cpu:0"], seed=4)
     placed.load_weights(weights_path)
     for restored in (loaded, placed):
-        for a, b in zip(_state(model), _state(restored)):
+        for a, b in zip(saved, _state(restored)):
             np.testing.assert_array_equal(a, b)
-    for each in (model, loaded, placed):
+    # The fixture's model trained its second epoch after saving.
+    for each in (loaded, placed):
         each.fit(
             x,
             y,

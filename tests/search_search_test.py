@@ -49,12 +49,34 @@ def digits():
     return localgrad.data.load_arrays("digits", "train")
 
 
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
 @pytest.fixture(scope="module")
 def finished(digits, tmp_path_factory):
+    """The reference search, with the absl records its run logged.
+
+    The search logs through absl: its logger's level is global state that
+    another test (or the user's --verbosity) may have changed.
+    """
     workdir = str(tmp_path_factory.mktemp("search"))
     search = _search()
-    result = search.run(*digits, workdir=workdir, log_every=2)
-    return search, result, workdir
+    logger = logging.getLogger("absl")
+    level, handler = logger.level, _Records()
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        result = search.run(*digits, workdir=workdir, log_every=2)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return search, result, workdir, handler.records
 
 
 def _state(search):
@@ -70,7 +92,7 @@ def _state(search):
 
 
 def test_search_moves_alpha_and_beta_away_from_uniform(finished):
-    search, result, _ = finished
+    search, result, _, _ = finished
     assert search.meta_iteration == 6
     assert np.abs(result.alpha_softmax[:, 0] - 0.5).max() > 1e-3
     assert np.abs(result.beta_softmax - 0.5).max() > 1e-3
@@ -81,7 +103,7 @@ def test_search_moves_alpha_and_beta_away_from_uniform(finished):
 
 
 def test_search_writes_its_artefacts(finished):
-    search, result, workdir = finished
+    search, result, workdir, _ = finished
     found = read_decoupling(
         os.path.join(workdir, "decoupling.json"), search.network
     )
@@ -145,7 +167,7 @@ def test_resumed_search_reaches_the_uninterrupted_state(
 
 
 def test_a_checkpoint_of_another_search_is_refused(finished, digits):
-    _, _, workdir = finished
+    _, _, workdir, _ = finished
     search = _search(inner_steps=3)
     with pytest.raises(ValueError, match="inner_steps.*new workdir"):
         search.run(*digits, workdir=workdir)
@@ -162,14 +184,10 @@ def test_bad_settings_and_data_are_refused(digits):
 
 
 def test_first_calls_of_the_compiled_steps_are_announced_and_timed(
-    digits, caplog
+    finished,
 ):
-    search = _search(warmup_steps=4, memory_size=2, meta_iterations=3)
-    # The search logs through absl: its logger's level is global state that
-    # another test (or the user's --verbosity) may have changed.
-    with caplog.at_level(logging.INFO, logger="absl"):
-        search.run(*digits)
-    messages = [record.getMessage() for record in caplog.records]
+    # The reference search's own run: a search of its own traces again.
+    messages = [record.getMessage() for record in finished[3]]
     for what in ("the relaxed step", "the first meta-iteration"):
         before = [m for m in messages if m.startswith(f"Preparing {what} (")]
         after = [
