@@ -12,6 +12,10 @@ from ml_collections import config_flags
 
 from localgrad import configs
 
+# The flags defined here belong to the command that calls these functions
+# (its --help lists them), not to this module.
+flags.disclaim_key_flags()
+
 
 def define_config_flag(
     help_string: str, default: str | None = None
