@@ -7,21 +7,12 @@ purpose; `--config.restart=true` (config.restart) then trains from epoch
 
 import os
 
-import keras
 import pytest
+from train_lib_test import _EpochRecorder
 
 from localgrad import train_lib
 from localgrad.callbacks import NoIntactCheckpointError
 from localgrad.configs import load
-
-
-class _EpochRecorder(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.epochs = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
 
 
 def _config():
