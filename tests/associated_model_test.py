@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from lockstep import copy_training_state
+from lockstep import assert_same_steps
 from sklearn.datasets import load_digits
 
 import localgrad
@@ -202,16 +202,7 @@ def test_eager_and_xla_steps_are_the_compiled_steps(mode):
         _digits_model(optimizer=keras.optimizers.SGD(0.05)),
     ]
     initial = _values(models[1].trainable_variables)
-    for step in range(4):
-        batch = slice(32 * step, 32 * (step + 1))
-        for model in models:
-            model.train_on_batch(x[batch], y[batch])
-        _assert_all_close(
-            _values(models[0].trainable_variables),
-            _values(models[1].trainable_variables),
-            atol=1e-5,
-        )
-        copy_training_state(models[1], models[0])
+    assert_same_steps(*models, x, y, batch_size=32, steps=4, atol=1e-5)
     assert not np.allclose(models[1].trainable_variables[0], initial[0])
 
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from lockstep import copy_training_state
+from lockstep import assert_same_steps
 from sklearn.datasets import load_digits
 
 import localgrad
@@ -193,16 +193,7 @@ def test_eager_and_xla_steps_are_the_compiled_steps(mode):
         _digits_model(optimizer=_sgd()),
     )
     initial = _values(models[1].trainable_variables)
-    for step in range(4):
-        batch = slice(64 * step, 64 * (step + 1))
-        for model in models:
-            model.train_on_batch(x[batch], y[batch])
-        _assert_all_close(
-            _values(models[0].trainable_variables),
-            _values(models[1].trainable_variables),
-            atol=1e-5,
-        )
-        copy_training_state(models[1], models[0])
+    assert_same_steps(*models, x, y, batch_size=64, steps=4, atol=1e-5)
     assert all(o.iterations.numpy() == 4 for o in models[0].block_optimizers)
     assert not np.allclose(
         models[1].trainable_variables[0].numpy(), initial[0], atol=1e-3
