@@ -7,6 +7,7 @@ that runs them in `localgrad.greedy_execution`, and Keras' train and test
 steps in `localgrad.greedy_steps`.
 """
 
+import inspect
 from collections.abc import Sequence
 
 import keras
@@ -18,6 +19,7 @@ from localgrad.blocks.block import build_blocks, run_chain
 from localgrad.blocks.hand_over import HandOver
 from localgrad.blocks.summary import block_summary_lines
 from localgrad.blocks.transport_objective import block_transports
+from localgrad.callbacks.precise_batch_norm import precise_by_default
 from localgrad.decoupling_file import read_decoupling
 from localgrad.errors import UserError
 from localgrad.greedy_compile import GreedyCompile
@@ -102,6 +104,13 @@ class GreedyModel(GreedyCompile, GreedyExecution, GreedySteps, keras.Model):
             its transport term (`localgrad.blocks.TransportObjective`);
             the blocks' λ_k are non-trainable weights of the model, so
             saving and checkpoints keep them. None: no term.
+        precise_batch_norm: Greedy blocks change faster than Keras'
+            BatchNorm moving averages follow (momentum 0.99 by default):
+            `fit` re-estimates every BatchNorm's statistics on this many
+            of its training batches, weights frozen, before each
+            evaluation and at the end (`localgrad.callbacks.
+            PreciseBatchNorm`), so evaluation, prediction and export use
+            statistics that match the weights. 0: Keras' moving averages.
 
     Raises:
         ValueError: for bad boundaries, block counts, balance or heads, a
@@ -122,9 +131,18 @@ class GreedyModel(GreedyCompile, GreedyExecution, GreedySteps, keras.Model):
         balance_batch_size: int = 128,
         devices: Sequence[str] | None = None,
         transport: Transport | None = None,
+        precise_batch_norm: int = 50,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if isinstance(precise_batch_norm, bool) or not (
+            isinstance(precise_batch_norm, int) and precise_batch_norm >= 0
+        ):
+            raise UserError(
+                "precise_batch_norm is a number of training batches (0: "
+                f"Keras' moving averages); got {precise_batch_norm!r}."
+            )
+        self.precise_batch_norm = precise_batch_norm
         self.network = network
         self.boundaries = boundaries_lib.resolve_boundaries(
             network, num_blocks, boundaries, balance, balance_batch_size
@@ -268,6 +286,18 @@ class GreedyModel(GreedyCompile, GreedyExecution, GreedySteps, keras.Model):
 
         return evaluate_ensemble(self, x, y, num_heads, batch_size)
 
+    def fit(self, *args, **kwargs):
+        """Keras' `fit`, with BatchNorm statistics that match the weights.
+
+        Takes Keras' arguments. Unless `precise_batch_norm=0`, a model
+        with BatchNormalization also gets a `PreciseBatchNorm` callback
+        on its own training batches (see `precise_by_default`).
+        """
+        arguments = inspect.signature(super().fit).bind(*args, **kwargs)
+        arguments = arguments.arguments
+        arguments["callbacks"] = precise_by_default(self, arguments)
+        return super().fit(**arguments)
+
     def summary(self, print_fn=None, **kwargs):
         """Keras' summary of the layers, then one line per block.
 
@@ -299,6 +329,7 @@ class GreedyModel(GreedyCompile, GreedyExecution, GreedySteps, keras.Model):
             boundaries=self.boundaries,
             heads=[keras.saving.serialize_keras_object(h) for h in self.heads],
             head_width=self.head_width,
+            precise_batch_norm=self.precise_batch_norm,
             transport=None
             if self.transport is None
             else keras.saving.serialize_keras_object(self.transport),

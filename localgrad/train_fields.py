@@ -139,11 +139,11 @@ FIELDS = (
     Field("lr_decay_factor", 0.1, "step: the factor applied at each."),
     Field("lr_decay_factors", (), "step: or one factor per epoch listed."),
     Field("label_smoothing", 0.0, "Label smoothing of the cross-entropy."),
-    # Precise BatchNorm (localgrad.callbacks.PreciseBatchNorm): before each
+    # Precise BatchNorm (GreedyModel's precise_batch_norm): before each
     # validation and at the end, weights frozen.
     Field(
         "precise_bn_batches",
-        0,
+        50,
         "BatchNorm statistics re-estimated on this many batches (0: off).",
     ),
     # The run.

@@ -29,12 +29,13 @@ Layout of the work directory:
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -66,6 +67,7 @@ class _Data:
     info: data_lib.DatasetInfo
     steps_per_epoch: int
     examples_per_epoch: int
+    fresh_train: Callable[[], tf.data.Dataset]
 
 
 def train_and_evaluate(
@@ -201,10 +203,16 @@ def _train(config, workdir, data, schedule, devices, callbacks):
     if initial_epoch and config.replay_data_on_resume:
         train = train.skip(initial_epoch * data.steps_per_epoch)
     log_dir = os.path.join(workdir, "tensorboard")
+    # Each estimate reads a new pipeline from its start: the same batches
+    # whether the run resumed or not.
     precise_bn = []
     if config.precise_bn_batches:
         precise_bn = [
-            PreciseBatchNorm(config.precise_bn_batches, data.train.repeat())
+            PreciseBatchNorm(
+                config.precise_bn_batches,
+                lambda: data.fresh_train().repeat(),
+                notice=True,
+            )
         ]
     model.fit(
         train,
@@ -216,8 +224,8 @@ def _train(config, workdir, data, schedule, devices, callbacks):
             schedule,
             keras.callbacks.TensorBoard(log_dir, write_graph=False),
             BlockSummaries(log_dir, data.examples_per_epoch),
+            *precise_bn,  # Before the checkpoint, which then holds it.
             checkpoint,
-            *precise_bn,
             *callbacks,
         ],
         verbose=1 if sys.stdout.isatty() else 2,
@@ -309,7 +317,8 @@ def _load_data(config):
         seed=config.seed,
     )
     # Whole batches only: one shape to trace (and to compile with XLA).
-    train = data_lib.load(
+    fresh_train = functools.partial(
+        data_lib.load,
         config.dataset,
         "train",
         config.batch_size,
@@ -317,6 +326,7 @@ def _load_data(config):
         drop_remainder=True,
         **common,
     )
+    train = fresh_train()
     test = data_lib.load(
         config.dataset, "test", config.eval_batch_size, **common
     )
@@ -351,7 +361,7 @@ def _load_data(config):
 
         train, test = train.map(one_hot), test.map(one_hot)
         validation = validation and validation.map(one_hot)
-    return _Data(train, validation, test, info, steps, examples)
+    return _Data(train, validation, test, info, steps, examples, fresh_train)
 
 
 def _build_compiled_model(config, data, schedule, devices):
@@ -374,6 +384,7 @@ def _build_compiled_model(config, data, schedule, devices):
         devices=tuple(devices),
         label_width=config.label_width,
         decoder_learning_rate_factor=config.decoder_learning_rate_factor,
+        precise_batch_norm=config.precise_bn_batches,
     )
     total_steps = config.epochs * data.steps_per_epoch
     block_steps = train_setup.block_train_steps(

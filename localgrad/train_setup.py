@@ -33,6 +33,7 @@ def build_greedy_model(
     devices: Sequence[str] = (),
     label_width: int | None = None,
     decoder_learning_rate_factor: float = 2.0,
+    precise_batch_norm: int = 50,
 ) -> GreedyModel:
     """The GreedyModel of a method: backprop, DGL, PredSim or AL.
 
@@ -76,10 +77,9 @@ def build_greedy_model(
         ValueError: for an unknown method, or what `GreedyModel` rejects.
     """
     devices = list(devices) or None
+    kept = {"devices": devices, "precise_batch_norm": precise_batch_norm}
     if method == "backprop":
-        return GreedyModel(
-            network, num_blocks=1, devices=devices, transport=transport
-        )
+        return GreedyModel(network, num_blocks=1, transport=transport, **kept)
     if method == "associated" and decoupling is not None:
         return AssociatedModel.from_decoupling(
             network,
@@ -87,7 +87,7 @@ def build_greedy_model(
             num_blocks,
             label_width=label_width,
             decoder_learning_rate_factor=decoder_learning_rate_factor,
-            devices=devices,
+            **kept,
         )
     if method == "associated":
         return AssociatedModel(
@@ -97,7 +97,7 @@ def build_greedy_model(
             label_width=label_width,
             decoder_learning_rate_factor=decoder_learning_rate_factor,
             balance=balance,
-            devices=devices,
+            **kept,
         )
     if method not in METHOD_HEADS:
         raise UserError(
@@ -110,7 +110,7 @@ def build_greedy_model(
             decoupling,
             num_blocks,
             transport=transport,
-            devices=devices,
+            **kept,
             **given,
         )
     return GreedyModel(
@@ -121,7 +121,7 @@ def build_greedy_model(
         head_width=1.0 if head_width is None else head_width,
         balance=balance,
         transport=transport,
-        devices=devices,
+        **kept,
     )
 
 

@@ -37,8 +37,13 @@ def _network(seed=0):
 
 
 def _model(devices=None, seed=0, **compile_options):
+    # Keras' moving averages: the hand-written pipeline keeps them too.
     model = localgrad.GreedyModel(
-        _network(seed), num_blocks=3, heads="linear", devices=devices
+        _network(seed),
+        num_blocks=3,
+        heads="linear",
+        devices=devices,
+        precise_batch_norm=0,
     )
     model.compile(
         optimizer=_optimizer(),

@@ -12,7 +12,7 @@ from localgrad.callbacks.precise_batch_norm import batch_norm_layers
 EPSILON = 1e-3  # Keras' BatchNormalization default.
 
 
-def _model():
+def _model(**kwargs):
     keras.utils.set_random_seed(0)
     units = [
         keras.Sequential(
@@ -31,7 +31,7 @@ def _model():
     head = keras.Sequential(
         [keras.layers.BatchNormalization(), keras.layers.Dense(2)]
     )
-    model = localgrad.GreedyModel(network, boundaries=[1], heads=head)
+    model = localgrad.GreedyModel(network, boundaries=[1], heads=head, **kwargs)
     model.compile(
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -172,7 +172,7 @@ def test_runs_before_each_validation_and_at_the_end():
     for a, b in zip(after_fit, _moving(model)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # Without the callback the statistics are moving averages: different.
-    plain = _model()
+    plain = _model(precise_batch_norm=0)
     plain.fit(x, y, batch_size=4, epochs=2, verbose=0)
     assert not np.allclose(_moving(plain)[0], after_fit[0], atol=1e-3)
 
@@ -190,3 +190,105 @@ def test_too_few_batches_is_a_clear_error_and_changes_nothing():
 def test_num_batches_must_be_positive():
     with pytest.raises(ValueError, match="num_batches"):
         PreciseBatchNorm(0, [])
+
+
+def _first_unit_statistics(model, x):
+    """Exact moments of the first BatchNorm's inputs over `x`, by hand.
+
+    The first unit's BatchNorm sees `x @ w + b`, whatever the batches.
+    """
+    w, b = (
+        v.numpy().astype(np.float64) for v in model.network.units[0].weights[:2]
+    )
+    z = x.astype(np.float64) @ w + b
+    return z.mean(0), z.var(0)
+
+
+def _assert_first_unit_statistics(model, x):
+    layer = _layers(model)["unit0"]
+    mean, variance = _first_unit_statistics(model, x)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), mean, atol=1e-5)
+    np.testing.assert_allclose(
+        layer.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-5
+    )
+
+
+def _validation_split_data():
+    x, y = _data(16)
+    x[12:] += 10.0  # validation_split's share: far from the training part.
+    return x, y
+
+
+def test_fit_estimates_precise_statistics_by_default(caplog):
+    x, y = _validation_split_data()
+    model = _model()
+    with caplog.at_level("WARNING"):
+        model.fit(
+            x, y, batch_size=4, epochs=2, validation_split=0.25, verbose=0
+        )
+    # The 12 training examples (3 batches, fewer than the default 50).
+    _assert_first_unit_statistics(model, x[:12])
+    notices = [r for r in caplog.records if "re-estimated on 3" in r.message]
+    assert len(notices) == 1
+    assert "precise_batch_norm=0" in notices[0].message
+
+
+def test_precise_batch_norm_0_keeps_keras_moving_averages():
+    x, y = _validation_split_data()
+    model = _model(precise_batch_norm=0)
+    model.fit(x, y, batch_size=4, epochs=2, validation_split=0.25, verbose=0)
+    mean, _ = _first_unit_statistics(model, x[:12])
+    layer = _layers(model)["unit0"]
+    # Keras' averages after 6 steps at momentum 0.99: still near 0.
+    assert not np.allclose(layer.moving_mean.numpy(), mean, atol=0.1)
+
+
+def test_a_dataset_is_read_again_from_its_start():
+    x, y = _data(12)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    model = _model()
+    model.fit(data, epochs=1, verbose=0)
+    _assert_first_unit_statistics(model, x)
+
+
+def test_data_that_cannot_be_read_twice_keeps_averages_and_says_how(caplog):
+    x, y = _data(8)
+
+    def batches():
+        while True:
+            yield x[:4], y[:4]
+
+    model = _model()
+    with caplog.at_level("WARNING"):
+        model.fit(batches(), steps_per_epoch=2, epochs=1, verbose=0)
+    (line,) = [r.message for r in caplog.records if "read twice" in r.message]
+    assert "generator" in line and "PreciseBatchNorm(50" in line
+    mean, _ = _first_unit_statistics(model, x[:4])
+    assert not np.allclose(
+        _layers(model)["unit0"].moving_mean.numpy(), mean, atol=0.1
+    )
+
+
+def test_a_given_precise_batch_norm_is_the_only_one():
+    x, y = _data(16)
+    first_batch = tf.data.Dataset.from_tensor_slices(x[:4]).batch(4)
+    model = _model()
+    model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=1,
+        verbose=0,
+        callbacks=[PreciseBatchNorm(1, first_batch)],
+    )
+    _assert_first_unit_statistics(model, x[:4])
+
+
+def test_precise_batch_norm_is_validated_and_saved():
+    for bad in (-1, True, 2.5):
+        with pytest.raises(ValueError, match="precise_batch_norm is a number"):
+            _model(precise_batch_norm=bad)
+    model = _model(precise_batch_norm=7)
+    config = model.get_config()
+    assert config["precise_batch_norm"] == 7
+    assert type(model).from_config(config).precise_batch_norm == 7

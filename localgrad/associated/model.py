@@ -288,6 +288,7 @@ class AssociatedModel(GreedyModel):
             boundaries=self.boundaries,
             label_width=self.label_width,
             decoder_learning_rate_factor=self.decoder_learning_rate_factor,
+            precise_batch_norm=self.precise_batch_norm,
         )
         return config
 

@@ -1,12 +1,14 @@
 """PreciseBatchNorm: BatchNorm statistics re-estimated with frozen weights."""
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from localgrad.callbacks.fit_batches import fit_batches
 from localgrad.errors import UserError
 
 
@@ -16,7 +18,9 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     Greedy blocks change fast early in training, and BatchNorm's moving
     averages lag behind the weights. Before each evaluation (the
     validation of every epoch in `fit`, or an `evaluate` given this
-    callback) and at the end of training, this callback runs
+    callback), at the end of every epoch (so that a checkpoint written
+    after it holds them: put this callback before the checkpoint's) and
+    at the end of training, this callback runs
     `num_batches` batches of `data` through the model in training mode,
     with its weights frozen (no gradient, no update), and sets each
     BatchNormalization layer's `moving_mean` and `moving_variance` to the
@@ -26,7 +30,9 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     `GreedyModel`'s heads (through `head_outputs`) and its classifier.
     Layers with `trainable=False` keep their statistics (Keras freezes
     them). Nothing else changes. When the weights did not change since the
-    last estimate (same `model.optimizer.iterations`), it is not redone.
+    last estimate (same `model.optimizer.iterations`), it is not redone;
+    nor in a `fit` that has not trained yet (a resumed run keeps the
+    statistics its checkpoint holds until it trains).
 
     As in training, each layer's inputs come from a forward pass in which
     the layers before it normalise with their batch statistics.
@@ -43,13 +49,23 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         num_batches: How many batches of `data` each estimate uses.
         data: Training batches: a `tf.data.Dataset` or any iterable of
             `x` or `(x, y[, sample_weight])` batches, iterated afresh for
-            each estimate (repeat it if it has fewer than `num_batches`).
+            each estimate (repeat it if it has fewer than `num_batches`);
+            or a function returning one, called for each estimate (a new
+            `tf.data` pipeline gives the same batches every time, where
+            iterating one pipeline again may reshuffle).
+        notice: Log one line at the first estimate, saying that the
+            statistics were replaced and how to keep Keras' instead.
 
     Raises:
         ValueError: if `num_batches` is not a positive integer.
     """
 
-    def __init__(self, num_batches: int, data: Iterable):
+    def __init__(
+        self,
+        num_batches: int,
+        data: Iterable | Callable[[], Iterable],
+        notice: bool = False,
+    ):
         super().__init__()
         if isinstance(num_batches, bool) or not (
             isinstance(num_batches, int) and num_batches >= 1
@@ -59,7 +75,9 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             )
         self.num_batches = num_batches
         self.data = data
+        self.notice = notice
         self._estimated_at = None
+        self._forward = {}
 
     def recompute(self, model: keras.Model | None = None) -> int:
         """Sets the BatchNorm statistics of `model` (default: `self.model`).
@@ -99,9 +117,25 @@ class PreciseBatchNorm(keras.callbacks.Callback):
                 variance.astype(layer.moving_variance.dtype)
             )
         self._estimated_at = _step(model)
+        if self.notice:
+            logging.warning(
+                "BatchNorm statistics re-estimated on %d training batches "
+                "before each evaluation and at the end of fit, weights "
+                "frozen (GreedyModel(precise_batch_norm=0), or "
+                "--config.precise_bn_batches=0, keeps Keras' moving "
+                "averages).",
+                self.num_batches,
+            )
+            self.notice = False
         return counts
 
+    def on_train_begin(self, logs=None):
+        self._estimated_at = _step(self.model)
+
     def on_test_begin(self, logs=None):
+        self._recompute_if_trained()
+
+    def on_epoch_end(self, epoch, logs=None):
         self._recompute_if_trained()
 
     def on_train_end(self, logs=None):
@@ -112,6 +146,15 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         if step is None or step != self._estimated_at:
             self.recompute()
 
+    def _forward_of(self, model):
+        """The model's training-mode forward pass, traced once per model."""
+        if id(model) not in self._forward:
+            call = getattr(model, "head_outputs", model)
+            self._forward[id(model)] = tf.function(
+                lambda x: call(x, training=True), reduce_retracing=True
+            )
+        return self._forward[id(model)]
+
     def _moments(self, model, layers):
         """Examples seen, and per layer sums of n * mean and n * E[x^2]."""
         for layer in layers:
@@ -121,17 +164,13 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             layer.moving_variance.assign(
                 keras.ops.ones_like(layer.moving_variance)
             )
-        if hasattr(model, "head_outputs"):
-            forward = tf.function(
-                lambda x: model.head_outputs(x, training=True)
-            )
-        else:
-            forward = tf.function(lambda x: model(x, training=True))
+        forward = self._forward_of(model)
         count = 0
         first = [np.zeros(layer.moving_mean.shape) for layer in layers]
         second = [np.zeros(layer.moving_mean.shape) for layer in layers]
         batches = 0
-        for batch in itertools.islice(iter(self.data), self.num_batches):
+        data = self.data() if callable(self.data) else self.data
+        for batch in itertools.islice(iter(data), self.num_batches):
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             forward(x)
             size = int(keras.ops.shape(x)[0])
@@ -149,6 +188,56 @@ class PreciseBatchNorm(keras.callbacks.Callback):
                 "lower num_batches."
             )
         return count, first, second
+
+
+def precise_by_default(model: keras.Model, arguments: dict) -> list:
+    """`fit`'s callbacks, with a `PreciseBatchNorm` of the model's own.
+
+    What a `GreedyModel`'s `fit` does with `precise_batch_norm=n`: when
+    the model holds a trainable BatchNormalization and the callbacks hold
+    no `PreciseBatchNorm` already, one is added that re-estimates the
+    statistics on `n` batches of `fit`'s own training data (see
+    `fit_batches`) before each evaluation, at the end of each epoch and
+    of `fit`, and says so in one line when it first does. Data
+    `fit_batches` cannot read again leaves the callbacks as they were,
+    with a line saying how to ask for the estimate.
+
+    Example:
+
+    ```python
+    callbacks = precise_by_default(model, {"x": train, "callbacks": []})
+    ```
+
+    Args:
+        model: A model with a `precise_batch_norm` attribute (0: off).
+        arguments: `fit`'s arguments by name.
+
+    Returns:
+        The callbacks to give Keras' `fit`.
+    """
+    callbacks = list(arguments.get("callbacks") or [])
+    num_batches = model.precise_batch_norm
+    if (
+        not num_batches
+        or any(isinstance(c, PreciseBatchNorm) for c in callbacks)
+        or not any(layer.trainable for layer in batch_norm_layers(model))
+    ):
+        return callbacks
+    found = fit_batches(arguments, num_batches)
+    if found is None:
+        kind = type(arguments.get("x")).__name__
+        logging.warning(
+            "BatchNorm statistics stay Keras' moving averages, which lag "
+            "behind greedy blocks: fit's data (%s) cannot be read twice. "
+            "Pass callbacks=[localgrad.callbacks.PreciseBatchNorm(%d, "
+            "training_batches)], or precise_batch_norm=0 to silence this.",
+            kind,
+            num_batches,
+        )
+        return callbacks
+    data, count = found
+    # First, so that a checkpoint at the end of an epoch holds the estimate.
+    return [PreciseBatchNorm(count, data, notice=True)] + callbacks
 
 
 def batch_norm_layers(model: keras.layers.Layer) -> list:
