@@ -140,7 +140,7 @@ def test_resume_continues_exactly(full_run, tmp_path):
     last = np.load(os.path.join(workdir, "checkpoints", "epoch-0002.npz"))
     steps = metrics["steps_per_epoch"]
     for group in ("optimizer_0", "optimizer_1", "optimizer_2", "optimizer_3"):
-        assert int(last[f"{group}/0"]) == 2 * steps  # Iterations.
+        assert int(last[f"{group}/iteration"]) == 2 * steps
     # Same seed and the same data order: the same weights as in one go.
     resumed = keras.saving.load_model(os.path.join(workdir, "model.keras"))
     whole = keras.saving.load_model(os.path.join(full_dir, "model.keras"))

@@ -11,8 +11,20 @@ from absl import logging
 from localgrad import checkpoint_files
 from localgrad.blocks.training_state import optimizer_variables
 from localgrad.errors import UserError
+from localgrad.variable_names import (
+    layer_variable_names,
+    optimizer_variable_names,
+)
 
 _FILE = re.compile(r"^epoch-(\d+)\.npz$")
+# The meta's "format" since variables are stored by name; checkpoints
+# without it hold them by position (`<group>/<index>`).
+_BY_NAME = "names"
+_START_OVER = (
+    "Use a new directory, or start over, which keeps the old files aside "
+    "(localgrad-train: --config.restart=true; EpochCheckpoint.restore: "
+    "start_over=True)."
+)
 
 
 class NoIntactCheckpointError(UserError):
@@ -31,6 +43,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
     `GreedySchedule("async")`; put the schedule before this callback).
     `restore` puts all of it back and returns the epoch
     to pass to `fit(initial_epoch=...)`.
+
+    Every array is stored under its variable's name, `<group>/<name>`:
+    the groups are `model`, `optimizer_0` (`model.optimizer`) and
+    `optimizer_1`, ... (the block optimizers, in block order); the names
+    are structural (`model/network/units/0/layers/1/gamma`,
+    `optimizer_1/network/units/0/layers/0/kernel/momentum`: see
+    `localgrad.variable_names`), so they are the same in every build of
+    the model, and a model listing its variables in another order is
+    restored exactly. A variable the checkpoint lacks, or an array the
+    model has no variable for, is refused by name. Checkpoints of an
+    earlier localgrad, which stored variables by position
+    (`<group>/<index>`), are restored by position, with a warning.
 
     Each checkpoint is one `epoch-NNNN.npz` file, written to a temporary
     file, flushed to disk and renamed, so a run killed while saving leaves
@@ -106,7 +130,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
         Raises:
             ValueError: if an intact checkpoint was written by a different
-                model (other variable count or shapes).
+                model (a variable missing on either side, other shapes),
+                or in a format this localgrad cannot read.
             NoIntactCheckpointError: if there were checkpoints and none
                 could be read.
         """
@@ -121,10 +146,24 @@ class EpochCheckpoint(keras.callbacks.Callback):
             except checkpoint_files.DamagedFileError as error:
                 self.damaged.append(self._set_aside(path, error))
                 continue
-            self._check_model(model, path, arrays)
-            for group, variables in _variable_groups(model).items():
-                for i, variable in enumerate(variables):
-                    variable.assign(arrays[f"{group}/{i}"])
+            if "format" not in meta:
+                variables = _variables_by_position(model)
+                logging.warning(
+                    "%s was written by an earlier localgrad, which stored "
+                    "variables by position: restored by position.",
+                    path,
+                )
+            elif meta["format"] == _BY_NAME:
+                variables = _variables_by_name(model)
+            else:
+                raise UserError(
+                    f"{path} is in the checkpoint format {meta['format']!r}, "
+                    "which this localgrad cannot read: upgrade localgrad. "
+                    + _START_OVER
+                )
+            _check_model(variables, path, arrays)
+            for key, variable in variables.items():
+                variable.assign(arrays[key])
             self.history = list(meta["history"])
             if meta.get("schedule_state") is not None:
                 model.schedule_state = meta["schedule_state"]
@@ -149,11 +188,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         then the oldest checkpoints beyond `max_to_keep` are removed.
         """
         os.makedirs(self.directory, exist_ok=True)
-        arrays = {}
-        for group, variables in _variable_groups(self.model).items():
-            for i, variable in enumerate(variables):
-                arrays[f"{group}/{i}"] = variable.numpy()
+        arrays = {
+            key: variable.numpy()
+            for key, variable in _variables_by_name(self.model).items()
+        }
         meta = {
+            "format": _BY_NAME,
             "epochs_done": int(epochs_done),
             "history": self.history,
             "schedule_state": getattr(self.model, "schedule_state", None),
@@ -208,26 +248,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
             aside,
         )
 
-    @staticmethod
-    def _check_model(model, path, arrays):
-        for group, variables in _variable_groups(model).items():
-            count = sum(key.startswith(group + "/") for key in arrays)
-            if count != len(variables):
-                raise UserError(
-                    f"{path} holds {count} {group} variables but the model "
-                    f"has {len(variables)}: it was written by a different "
-                    "model or configuration. Use a new directory, or delete "
-                    "the old checkpoints."
-                )
-            for i, variable in enumerate(variables):
-                value = arrays[f"{group}/{i}"]
-                if tuple(value.shape) != tuple(variable.shape):
-                    raise UserError(
-                        f"{path}: {group} variable {variable.path} has shape "
-                        f"{tuple(variable.shape)} in the model but "
-                        f"{tuple(value.shape)} in the checkpoint: it was "
-                        "written by a different model or configuration."
-                    )
+    def on_train_begin(self, logs=None):
+        # A model whose variables cannot be named is refused now, not
+        # after its first epoch.
+        _variables_by_name(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -242,13 +266,60 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.save(epoch + 1)
 
 
-def _variable_groups(model):
-    """The variables a checkpoint holds, by group, in a fixed order."""
-    groups = {"model": list(model.weights)}
+def _check_model(variables, path, arrays):
+    """Refuses a checkpoint not holding exactly `variables`' values."""
+    for key, variable in variables.items():
+        if key not in arrays:
+            raise UserError(
+                f"{path} holds no value for the variable {key} "
+                f"({variable.path}): it was written by a different model "
+                f"or configuration. {_START_OVER}"
+            )
+        if tuple(arrays[key].shape) != tuple(variable.shape):
+            raise UserError(
+                f"{path}: the variable {key} ({variable.path}) has shape "
+                f"{tuple(variable.shape)} in the model but "
+                f"{tuple(arrays[key].shape)} in the checkpoint: it was "
+                f"written by a different model or configuration. {_START_OVER}"
+            )
+    for key in arrays:
+        if key not in variables:
+            raise UserError(
+                f"{path} holds {key}, a variable the model does not have: "
+                f"it was written by a different model or configuration. "
+                f"{_START_OVER}"
+            )
+
+
+def _variables_by_name(model):
+    """Every variable a checkpoint holds, under its key `<group>/<name>`."""
+    names = layer_variable_names(model)
+    variables = {f"model/{names[id(v)]}": v for v in model.weights}
+    for index, optimizer in enumerate(_optimizers(model)):
+        names = optimizer_variable_names(optimizer, model)
+        for variable in optimizer_variables(optimizer):
+            variables[f"optimizer_{index}/{names[id(variable)]}"] = variable
+    return variables
+
+
+def _variables_by_position(model):
+    """The keys `<group>/<index>` of checkpoints written before names."""
+    groups = [("model", model.weights)] + [
+        (f"optimizer_{index}", optimizer_variables(optimizer))
+        for index, optimizer in enumerate(_optimizers(model))
+    ]
+    return {
+        f"{group}/{i}": variable
+        for group, variables in groups
+        for i, variable in enumerate(variables)
+    }
+
+
+def _optimizers(model):
+    """The compiled optimizer, then the block optimizers; all built."""
     optimizers = [model.optimizer] if model.optimizer is not None else []
     optimizers += list(getattr(model, "block_optimizers", []))
-    for index, optimizer in enumerate(optimizers):
+    for optimizer in optimizers:
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        groups[f"optimizer_{index}"] = optimizer_variables(optimizer)
-    return groups
+    return optimizers
