@@ -292,3 +292,63 @@ def test_precise_batch_norm_is_validated_and_saved():
     config = model.get_config()
     assert config["precise_batch_norm"] == 7
     assert type(model).from_config(config).precise_batch_norm == 7
+
+
+class UsersResidual(keras.layers.Layer):
+    """A residual layer as a Keras user writes one: default BatchNorm."""
+
+    def __init__(self, width, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(width)
+        self.norm = keras.layers.BatchNormalization()  # Momentum 0.99.
+
+    def call(self, x, training=None):
+        return keras.ops.relu(x + self.norm(self.dense(x), training=training))
+
+
+def _users_network():
+    keras.utils.set_random_seed(0)
+    stem = keras.Sequential(
+        [
+            keras.layers.Dense(32),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+        ]
+    )
+    units = [stem] + [UsersResidual(32) for _ in range(3)]
+    return localgrad.Network(units, keras.layers.Dense(10), input_shape=(64,))
+
+
+@pytest.mark.parametrize("precise_batch_norm", [50, 0])
+def test_keras_default_batch_norm_tests_near_its_training_accuracy(
+    precise_batch_norm,
+):
+    """Greedy blocks outrun momentum 0.99; the default follows them."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    order = np.random.default_rng(0).permutation(len(digits.target))
+    # Pixels as they come (0..16): BatchNorm's inputs are far from the
+    # averages' start (mean 0, variance 1).
+    x, y = digits.data[order].astype("float32"), digits.target[order]
+    model = localgrad.GreedyModel(
+        _users_network(),
+        num_blocks=2,
+        heads="linear",
+        precise_batch_norm=precise_batch_norm,
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    # 22 steps: momentum 0.99 keeps 0.99 ** 22 = 80 % of the averages'
+    # start.
+    history = model.fit(x[:1400], y[:1400], batch_size=128, epochs=2, verbose=0)
+    training = history.history["accuracy"][-1]
+    test = model.evaluate(x[1400:], y[1400:], verbose=0, return_dict=True)
+    assert training > 0.75
+    if precise_batch_norm:
+        assert test["accuracy"] > training - 0.05
+    else:  # Keras' averages: what the default is for.
+        assert test["accuracy"] < training - 0.2  # 52 % here.

@@ -146,14 +146,26 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         if step is None or step != self._estimated_at:
             self.recompute()
 
-    def _forward_of(self, model):
-        """The model's training-mode forward pass, traced once per model."""
-        if id(model) not in self._forward:
+    def _forward_of(self, model, layers):
+        """A traced training-mode forward pass giving the batch moments.
+
+        It returns every layer's moving mean and variance as the forward
+        pass left them (with momentum 0: the batch's moments), read in
+        the same graph: no host round trip per layer.
+        """
+        key = (id(model), tuple(id(layer) for layer in layers))
+        if key not in self._forward:
             call = getattr(model, "head_outputs", model)
-            self._forward[id(model)] = tf.function(
-                lambda x: call(x, training=True), reduce_retracing=True
-            )
-        return self._forward[id(model)]
+
+            def forward(x):
+                call(x, training=True)
+                return [
+                    (layer.moving_mean.value, layer.moving_variance.value)
+                    for layer in layers
+                ]
+
+            self._forward[key] = tf.function(forward, reduce_retracing=True)
+        return self._forward[key]
 
     def _moments(self, model, layers):
         """Examples seen, and per layer sums of n * mean and n * E[x^2]."""
@@ -164,7 +176,7 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             layer.moving_variance.assign(
                 keras.ops.ones_like(layer.moving_variance)
             )
-        forward = self._forward_of(model)
+        forward = self._forward_of(model, layers)
         count = 0
         first = [np.zeros(layer.moving_mean.shape) for layer in layers]
         second = [np.zeros(layer.moving_mean.shape) for layer in layers]
@@ -172,13 +184,13 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         data = self.data() if callable(self.data) else self.data
         for batch in itertools.islice(iter(data), self.num_batches):
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            forward(x)
+            moments = forward(x)
             size = int(keras.ops.shape(x)[0])
             count += size
             batches += 1
-            for i, layer in enumerate(layers):
-                mean = layer.moving_mean.numpy().astype(np.float64)
-                variance = layer.moving_variance.numpy().astype(np.float64)
+            for i, (mean, variance) in enumerate(moments):
+                mean = mean.numpy().astype(np.float64)
+                variance = variance.numpy().astype(np.float64)
                 first[i] += size * mean
                 second[i] += size * (variance + mean**2)
         if batches < self.num_batches:
