@@ -6,7 +6,6 @@ config that `keras.saving` stores and restores.
 """
 
 import keras
-from keras.src.trainers.compile_utils import MetricsList
 
 from localgrad.blocks.objective import HeadObjective, Objective
 from localgrad.blocks.trackers import BlockTrackers
@@ -18,6 +17,7 @@ from localgrad.blocks.training_state import (
 )
 from localgrad.blocks.transport_objective import TransportObjective
 from localgrad.errors import UserError
+from localgrad.keras_internals import metrics_container
 
 
 class GreedyCompile:
@@ -98,7 +98,7 @@ class GreedyCompile:
         # ReduceLROnPlateau) in mode "auto" read whether a metric is
         # maximised from metrics inside Keras' compile containers only;
         # this container (the same metrics again) lets them find ours.
-        self._compiled.directions = MetricsList(
+        self._compiled.directions = metrics_container(
             list(self._compiled.trackers), name="block_metric_directions"
         )
         self._executors = {}

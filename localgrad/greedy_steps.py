@@ -104,11 +104,11 @@ class GreedySteps:
     def _without_cross_device_jit(self, make_function, force):
         several = len(set(self.devices)) > 1
         if self.distribute_strategy.num_replicas_in_sync > 1 or several:
-            jit_compile, self._jit_compile = self._jit_compile, False
+            jit_compile, self.jit_compile = self.jit_compile, False
             try:
                 return make_function(force)
             finally:
-                self._jit_compile = jit_compile
+                self.jit_compile = jit_compile
         return make_function(force)
 
     def _logs(self, blocks):

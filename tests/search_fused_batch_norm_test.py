@@ -9,6 +9,8 @@ that much to cancellation in the second derivatives). These comparisons
 also fail if a Keras release changes the layer's meaning or attributes.
 """
 
+import threading
+
 import keras
 import numpy as np
 import pytest
@@ -71,7 +73,7 @@ def test_fused_calls_equal_keras_to_second_order(setting):
             reference, tf.cast(x, tf.float64), tf.cast(direction, tf.float64)
         )
         keras_values = _derivatives(layer, x, direction)
-        with fused_batch_normalization():
+        with fused_batch_normalization([layer]):
             fused = _derivatives(layer, x, direction)
     # y, two statistics, then first and second derivatives for x and weights.
     derivatives = 2 * (1 + len(layer.trainable_weights))
@@ -95,12 +97,33 @@ def _operation_types(layer, x, training):
 def test_only_fitting_training_calls_use_the_kernel_and_the_swap_ends():
     layer = _layer((4, 2, 2, 3), {})
     x = tf.zeros((4, 2, 2, 3))
-    with fused_batch_normalization():
+    wide = tf.zeros((4, 2, 2, 3), tf.float64)
+    double = keras.layers.BatchNormalization(dtype="float64")
+    renorm = keras.layers.BatchNormalization(renorm=True)
+    with fused_batch_normalization([layer, double, renorm]):
         assert "FusedBatchNormV3" in _operation_types(layer, x, True)
         assert "FusedBatchNormV3" not in _operation_types(layer, x, False)
-        wide = tf.zeros((4, 2, 2, 3), tf.float64)
-        double = keras.layers.BatchNormalization(dtype="float64")
         assert "FusedBatchNormV3" not in _operation_types(double, wide, True)
-        renorm = keras.layers.BatchNormalization(renorm=True)
         assert "FusedBatchNormV3" not in _operation_types(renorm, x, True)
     assert "FusedBatchNormV3" not in _operation_types(layer, x, True)
+
+
+def test_only_the_given_layers_change_not_the_class_nor_other_threads():
+    keras_call = keras.layers.BatchNormalization.call
+    searched = _layer((4, 2, 2, 3), {})
+    another = _layer((4, 2, 2, 3), {})
+    x = tf.zeros((4, 2, 2, 3))
+    seen_by_another_thread = []
+    with fused_batch_normalization([searched]):
+        assert keras.layers.BatchNormalization.call is keras_call
+        assert "FusedBatchNormV3" in _operation_types(searched, x, True)
+        thread = threading.Thread(
+            target=lambda: seen_by_another_thread.append(
+                _operation_types(another, x, True)
+            )
+        )
+        thread.start()
+        thread.join()
+    assert "FusedBatchNormV3" not in seen_by_another_thread[0]
+    assert keras.layers.BatchNormalization.call is keras_call
+    assert "call" not in vars(searched)

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from localgrad import keras_internals
 from localgrad.errors import UserError
 
 
@@ -137,9 +138,7 @@ def move_variables(variables, device: str | None) -> None:
                 aggregation=current.aggregation,
                 synchronization=current.synchronization,
             )
-        # Keras has no public way to re-place a variable; its TensorFlow
-        # backend adopts a given tf.Variable as the value it wraps.
-        variable._initialize(moved)
+        keras_internals.adopt_value(variable, moved)
 
 
 def _matches(wanted: tf.DeviceSpec, full_name: str) -> bool:

@@ -10,10 +10,9 @@ in moments without the stop: the same values, exact derivatives of every
 order.
 """
 
-import contextlib
-import warnings
-
 import tensorflow as tf
+
+from localgrad import keras_internals
 
 
 def _moments(x, axes, keepdims):
@@ -27,7 +26,6 @@ def _moments(x, axes, keepdims):
     return mean, variance
 
 
-@contextlib.contextmanager
 def exact_batch_moments():
     """Within the block, Keras' TensorFlow batch moments differentiate
     exactly to any order.
@@ -42,21 +40,4 @@ def exact_batch_moments():
     If this Keras version keeps its moments elsewhere, a warning says that
     second-order terms through BatchNormalization stay approximate.
     """
-    try:
-        from keras.src.backend.tensorflow import nn as backend_nn
-
-        original = backend_nn._compute_moments
-    except (ImportError, AttributeError):
-        warnings.warn(
-            "localgrad.search could not find Keras' TensorFlow moments; "
-            "meta-gradients through BatchNormalization keep tf.nn.moments' "
-            "approximate second-order terms.",
-            stacklevel=2,
-        )
-        yield
-        return
-    backend_nn._compute_moments = _moments
-    try:
-        yield
-    finally:
-        backend_nn._compute_moments = original
+    return keras_internals.tensorflow_moments(_moments)

@@ -12,14 +12,15 @@ fewer tensors are kept. A VGG-19 search (4 candidate heads, T = 5) peaked
 at 0.71× the memory and reached its first meta-iteration in 0.70× the CPU
 time (BENCHMARKS.md).
 
-While `fused_batch_normalization()` is active, a `keras.layers.
-BatchNormalization` called in training mode runs the fused kernel if the
-call fits it: float32 channels-last inputs of rank 2 or more, no mask, no
-renormalization, no synchronized moments, the TensorFlow backend. Every
-other call keeps Keras' own path.
+While `fused_batch_normalization(layers)` is active, those
+BatchNormalization layers, called in training mode, run the fused kernel
+if the call fits it: float32 channels-last inputs of rank 2 or more, no
+mask, no renormalization, no synchronized moments, the TensorFlow backend.
+Every other call, and every other layer, keeps Keras' own path.
 """
 
 import contextlib
+import types
 
 import keras
 import tensorflow as tf
@@ -102,31 +103,34 @@ def fused_call(layer, inputs):
 
 
 @contextlib.contextmanager
-def fused_batch_normalization():
-    """Within the block, BatchNormalization trains through the fused kernel.
+def fused_batch_normalization(layers):
+    """Within the block, `layers` train through the fused kernel.
+
+    Each of the given BatchNormalization layers gets a `call` of its own
+    for the block's duration; the class, and so every other layer (of
+    this model or another thread's), keeps Keras' own.
 
     Example:
 
     ```python
-    with fused_batch_normalization():
+    with fused_batch_normalization(batch_norm_layers(supernet)):
         outputs, new_statistics = supernet.stateless_call(..., training=True)
     ```
-
-    The swap is process-wide while the block runs (the search traces its
-    steps in one thread).
     """
-    keras_call = keras.layers.BatchNormalization.call
-
-    def call(layer, inputs, training=None, mask=None):
-        if fits_fused_kernel(layer, inputs, training, mask):
-            return fused_call(layer, inputs)
-        return keras_call(layer, inputs, training=training, mask=mask)
-
-    keras.layers.BatchNormalization.call = call
+    layers = list(layers)
+    for layer in layers:
+        layer.call = types.MethodType(_fused_if_it_fits, layer)
     try:
         yield
     finally:
-        keras.layers.BatchNormalization.call = keras_call
+        for layer in layers:
+            del layer.call
+
+
+def _fused_if_it_fits(layer, inputs, training=None, mask=None):
+    if fits_fused_kernel(layer, inputs, training, mask):
+        return fused_call(layer, inputs)
+    return type(layer).call(layer, inputs, training=training, mask=mask)
 
 
 def _cast(variable):

@@ -25,6 +25,7 @@ import functools
 import tensorflow as tf
 from keras import ops
 
+from localgrad.callbacks.precise_batch_norm import batch_norm_layers
 from localgrad.errors import UserError
 from localgrad.search.exact_moments import exact_batch_moments
 from localgrad.search.fused_batch_norm import fused_batch_normalization
@@ -122,6 +123,7 @@ class MetaStep:
             if self.rematerialize
             else self._call_inner_step
         )
+        self._batch_norms = batch_norm_layers(supernet)
         network = supernet.network
         self._network_trainable = _positions(
             network.trainable_variables, supernet.trainable_variables
@@ -140,7 +142,9 @@ class MetaStep:
             with contextlib.ExitStack() as contexts:
                 contexts.enter_context(exact_batch_moments())
                 if self.fused_batch_norm:
-                    contexts.enter_context(fused_batch_normalization())
+                    contexts.enter_context(
+                        fused_batch_normalization(self._batch_norms)
+                    )
                 return function(*args, **kwargs)
 
         if self.jit_compile is None:
