@@ -93,8 +93,7 @@ def run(
             if verbose:
                 traceback.print_exception(error, file=sys.stderr)
             sys.stderr.write(f"WorkerLostError: {one_line(str(error))}\n")
-            sys.stderr.flush()
-            sys.exit(FROZEN_WORKER_EXIT_CODE)
+            end_process(FROZEN_WORKER_EXIT_CODE)
         except OSError as error:
             if error.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -126,6 +125,26 @@ def one_line(message: str) -> str:
         last = [line.strip() for line in tail.splitlines() if line.strip()]
         lines += last[-1:]
     return " ".join(lines)
+
+
+def end_process(status: int) -> None:
+    """Ends the process at once with `status`, its output flushed.
+
+    After a lost worker, TensorFlow's runtime (and, under the async
+    schedule, a block's thread) may still wait on the dead worker; the
+    interpreter's normal exit would unwind it and can abort ("terminate
+    called ...", status -6) instead of exiting with `status`. Checkpoints
+    are written atomically, so nothing is lost by not unwinding.
+
+    Example:
+
+    ```python
+    end_process(FROZEN_WORKER_EXIT_CODE)  # never returns
+    ```
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _help_wanted(argv):

@@ -91,7 +91,11 @@ def test_a_taken_port_is_refused_naming_it(capsys):
     assert f"sport = :{port}" in line
 
 
-def test_a_lost_worker_ends_in_one_line_with_status_75(capsys):
+def test_a_lost_worker_ends_in_one_line_with_status_75(capsys, monkeypatch):
+    def end_process(status):  # binaries.run's os._exit, in this process.
+        raise SystemExit(status)
+
+    monkeypatch.setattr(binaries, "end_process", end_process)
     message = (
         "Worker task 1 at 127.0.0.1:2223 does not answer. Restart it "
         "(localgrad-worker --cluster=... --task=1) and run again."
