@@ -107,10 +107,11 @@ class GreedyModel(GreedyCompile, GreedyExecution, GreedySteps, keras.Model):
         precise_batch_norm: Greedy blocks change faster than Keras'
             BatchNorm moving averages follow (momentum 0.99 by default):
             `fit` re-estimates every BatchNorm's statistics on this many
-            of its training batches, weights frozen, before each
-            evaluation and at the end (`localgrad.callbacks.
-            PreciseBatchNorm`), so evaluation, prediction and export use
-            statistics that match the weights. 0: Keras' moving averages.
+            of its training batches (at most an epoch's), weights frozen,
+            before each evaluation, at the end of each epoch and at the
+            end (`localgrad.callbacks.PreciseBatchNorm`), so evaluation,
+            prediction and export use statistics that match the weights.
+            0: Keras' moving averages.
 
     Raises:
         ValueError: for bad boundaries, block counts, balance or heads, a

@@ -144,7 +144,8 @@ FIELDS = (
     Field(
         "precise_bn_batches",
         50,
-        "BatchNorm statistics re-estimated on this many batches (0: off).",
+        "BatchNorm statistics re-estimated on this many batches, at most "
+        "an epoch's (0: off).",
     ),
     # The run.
     Field("epochs", 10, "Epochs to train."),

@@ -209,7 +209,7 @@ def _train(config, workdir, data, schedule, devices, callbacks):
     if config.precise_bn_batches:
         precise_bn = [
             PreciseBatchNorm(
-                config.precise_bn_batches,
+                min(config.precise_bn_batches, data.steps_per_epoch),
                 lambda: data.fresh_train().repeat(),
                 notice=True,
             )

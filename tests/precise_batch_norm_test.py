@@ -251,6 +251,19 @@ def test_a_dataset_is_read_again_from_its_start():
     _assert_first_unit_statistics(model, x)
 
 
+def test_an_estimate_reads_no_more_batches_than_an_epoch_trains_on(caplog):
+    x, y = _data(12)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
+    model = _model()
+    with caplog.at_level("WARNING"):
+        model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+    # Two batches: the examples x[:8], read again from the start.
+    _assert_first_unit_statistics(model, x[:8])
+    assert any(
+        "re-estimated on 2 training" in r.message for r in caplog.records
+    )
+
+
 def test_data_that_cannot_be_read_twice_keeps_averages_and_says_how(caplog):
     x, y = _data(8)
 

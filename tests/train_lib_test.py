@@ -317,8 +317,9 @@ def test_precise_bn_batches_reestimates_before_each_validation(
     config.steps_per_epoch = 2
     train_lib.train_and_evaluate(config, str(tmp_path))
     # Before each of the 2 validations; the end of training (same weights
-    # as at the last validation) needs no new estimate.
-    assert calls == [(3, 3 * config.batch_size)] * 2
+    # as at the last validation) needs no new estimate. On 2 batches, not
+    # 3: no more than an epoch trains on.
+    assert calls == [(2, 2 * config.batch_size)] * 2
     config.precise_bn_batches = -1
     with pytest.raises(ValueError, match="precise_bn_batches"):
         train_lib.train_and_evaluate(config, str(tmp_path / "bad"))

@@ -15,7 +15,8 @@ def fit_batches(arguments: dict, num_batches: int, seed: int = 0):
     when it is shorter); in-memory inputs (a NumPy array or a tensor) give
     a fixed random sample of the training part (before
     `validation_split`'s share) in batches of `fit`'s batch size (Keras'
-    32 when none was given). Other inputs (Python generators,
+    32 when none was given); never more batches than an epoch trains on
+    (`steps_per_epoch`, when given). Other inputs (Python generators,
     `keras.utils.PyDataset`, dicts of inputs) cannot be read again safely:
     the answer is then None.
 
@@ -28,7 +29,8 @@ def fit_batches(arguments: dict, num_batches: int, seed: int = 0):
 
     Args:
         arguments: `fit`'s arguments by name (`x`, `batch_size`,
-            `validation_split`; missing ones take Keras' defaults).
+            `validation_split`, `steps_per_epoch`; missing ones take
+            Keras' defaults).
         num_batches: How many batches are wanted.
         seed: Chooses the sample of in-memory inputs.
 
@@ -38,6 +40,9 @@ def fit_batches(arguments: dict, num_batches: int, seed: int = 0):
         at most `num_batches`; or None.
     """
     x = arguments.get("x")
+    num_batches = min(
+        num_batches, arguments.get("steps_per_epoch") or num_batches
+    )
     if isinstance(x, tf.data.Dataset):
         known = int(x.cardinality())
         if known > 0:
