@@ -30,6 +30,7 @@ TINY_RUN = (
     "--config.steps_per_epoch=2",
     "--config.batch_size=32",
     "--config.eval_batch_size=512",
+    "--config.precise_bn_batches=2",  # Not 50 batches for 2 steps.
 )
 
 

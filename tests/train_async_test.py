@@ -125,6 +125,7 @@ def test_an_interrupted_async_run_resumes_its_order(tmp_path):
         buffer_size=3,
         lr_schedule="step",
         lr_decay_epochs=(1,),
+        precise_bn_batches=2,  # Not the default 50: 11 steps an epoch.
     )
     workdir = str(tmp_path / "run")
     with pytest.raises(_Interrupt):
