@@ -1,5 +1,8 @@
 """Tests of localgrad.callbacks.PreciseBatchNorm against hand computation."""
 
+import gc
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -365,3 +368,17 @@ def test_keras_default_batch_norm_tests_near_its_training_accuracy(
         assert test["accuracy"] > training - 0.05
     else:  # Keras' averages: what the default is for.
         assert test["accuracy"] < training - 0.2  # 52 % here.
+
+
+def test_estimates_trace_once_per_model_and_keep_no_model_alive():
+    from localgrad.callbacks import precise_batch_norm
+
+    x, y = _data(16)
+    model = _model()
+    for _ in range(2):  # Each fit adds a new PreciseBatchNorm.
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert len(precise_batch_norm._FORWARD_PASSES[model]) == 1
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None

@@ -1,6 +1,7 @@
 """PreciseBatchNorm: BatchNorm statistics re-estimated with frozen weights."""
 
 import itertools
+import weakref
 from collections.abc import Callable, Iterable
 
 import keras
@@ -10,6 +11,10 @@ from absl import logging
 
 from localgrad.callbacks.fit_batches import fit_batches
 from localgrad.errors import UserError
+
+# model -> {the estimated layers' ids: traced forward pass}, shared by
+# every PreciseBatchNorm of a model (fit adds a new one each time).
+_FORWARD_PASSES = weakref.WeakKeyDictionary()
 
 
 class PreciseBatchNorm(keras.callbacks.Callback):
@@ -77,7 +82,6 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         self.data = data
         self.notice = notice
         self._estimated_at = None
-        self._forward = {}
 
     def recompute(self, model: keras.Model | None = None) -> int:
         """Sets the BatchNorm statistics of `model` (default: `self.model`).
@@ -151,21 +155,25 @@ class PreciseBatchNorm(keras.callbacks.Callback):
 
         It returns every layer's moving mean and variance as the forward
         pass left them (with momentum 0: the batch's moments), read in
-        the same graph: no host round trip per layer.
+        the same graph: no host round trip per layer. Traced once per
+        model and set of layers.
         """
-        key = (id(model), tuple(id(layer) for layer in layers))
-        if key not in self._forward:
-            call = getattr(model, "head_outputs", model)
+        passes = _FORWARD_PASSES.setdefault(model, {})
+        key = tuple(id(layer) for layer in layers)
+        if key not in passes:
+            # Weakly: the map must not keep the model alive.
+            model_ref = weakref.ref(model)
 
             def forward(x):
-                call(x, training=True)
+                model = model_ref()
+                getattr(model, "head_outputs", model)(x, training=True)
                 return [
                     (layer.moving_mean.value, layer.moving_variance.value)
                     for layer in layers
                 ]
 
-            self._forward[key] = tf.function(forward, reduce_retracing=True)
-        return self._forward[key]
+            passes[key] = tf.function(forward, reduce_retracing=True)
+        return passes[key]
 
     def _moments(self, model, layers):
         """Examples seen, and per layer sums of n * mean and n * E[x^2]."""
